@@ -1,0 +1,20 @@
+"""Root pytest configuration: the test run always uses the course's FAST sizes.
+
+`pytest` from the repository root runs the unit tests (tests/) and every chapter notebook
+(course/, via nbval). Setting the variables here, before any kernel starts, means the notebook
+kernels inherit them too.
+"""
+
+import os
+
+os.environ.setdefault("WMLIB_FAST", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+# Exercises record progress in a file; the test run keeps its own instead of the learner's.
+if "WMLIB_PROGRESS_FILE" not in os.environ:
+    import tempfile
+
+    os.environ["WMLIB_PROGRESS_FILE"] = os.path.join(tempfile.mkdtemp(prefix="wmlib-test-"), "progress.json")

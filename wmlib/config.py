@@ -1,0 +1,208 @@
+"""Configuration: frozen dataclasses holding the paper's defaults, and the FAST switch.
+
+Every component reads its sizes from one of these dataclasses. Make a variant with
+`dataclasses.replace(VAEConfig(), z_dim=16)`; never mutate a config in place (they are frozen).
+
+`WMLIB_FAST=1` in the environment shrinks data, epochs and generations (see `course_sizes()`) so
+the whole course runs in CI in minutes. The default sizes are what a learner runs on a laptop CPU.
+
+Introduced in: course/00_start_here.ipynb
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+# ---------------------------------------------------------------------------------------------
+# The FAST switch
+# ---------------------------------------------------------------------------------------------
+
+
+def fast_mode() -> bool:
+    """True when the environment variable WMLIB_FAST is set to 1 (or true/yes/on).
+
+    Read at call time, not import time, so a test or a notebook can change it before it asks.
+    """
+    return os.environ.get("WMLIB_FAST", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else the CPU. Nothing in wmlib requires a GPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's components
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """V: the convolutional VAE (paper, section A.1; 4,348,547 parameters at these defaults)."""
+
+    z_dim: int = 32
+    """Size of the latent vector z."""
+    image_channels: int = 3
+    """Colour channels of the input frame."""
+    image_size: int = 64
+    """Frames are image_size x image_size (the architecture assumes 64)."""
+    kl_tolerance: float = 0.5
+    """Free bits per latent dimension: the KL term is max(KL, kl_tolerance * z_dim)."""
+    learning_rate: float = 1e-4
+    """Adam learning rate (the paper's code uses 1e-4)."""
+    batch_size: int = 100
+    """Frames per gradient step."""
+
+
+@dataclass(frozen=True)
+class MDNRNNConfig:
+    """M: the MDN-RNN (paper, section A.2; the CarRacing model by default)."""
+
+    z_dim: int = 32
+    """Size of the latent vector z that M reads and predicts."""
+    action_dim: int = 3
+    """Size of the action vector (3 for CarRacing: steer, gas, brake)."""
+    hidden_size: int = 256
+    """LSTM units (256 for CarRacing, 512 for Doom)."""
+    num_mixtures: int = 5
+    """K, the Gaussians per latent dimension."""
+    predict_reward: bool = False
+    """Add a head that predicts the reward of the step."""
+    predict_done: bool = False
+    """Add a head that predicts the end of the episode (the paper's Doom model has one)."""
+    sequence_length: int = 100
+    """Time steps per training sequence (truncated backpropagation through time)."""
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    grad_clip: float = 1.0
+    """Gradients are clipped to this global norm."""
+    batch_size: int = 100
+    """Sequences per gradient step."""
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """C: the linear controller. (32 + 256) * 3 + 3 = 867 parameters at these defaults."""
+
+    z_dim: int = 32
+    """Size of z, the first part of the controller's input."""
+    h_dim: int = 256
+    """Size of M's hidden state h, the second part (0 gives the paper's 'V only' ablation)."""
+    action_dim: int = 3
+    """Outputs of the controller."""
+
+
+@dataclass(frozen=True)
+class CMAESConfig:
+    """CMA-ES as the paper ran it for CarRacing."""
+
+    population_size: int = 64
+    """Candidates per generation."""
+    rollouts_per_candidate: int = 16
+    """Fitness of a candidate = mean return over this many rollouts."""
+    sigma0: float = 0.1
+    """Initial step size of the search distribution."""
+    generations: int = 100
+    """How many ask/tell rounds to run."""
+    rank_shaping: bool = False
+    """Replace returns by centred ranks before telling CMA-ES (robust to outliers)."""
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """A small DQN for CartPole state vectors (chapter 1's model-free baseline).
+
+    The defaults follow the well-tuned CartPole-v1 settings of the RL Baselines3 Zoo; they solve
+    CartPole in tens of thousands of steps rather than the seed's 136,645.
+    """
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Units of the Q network's hidden layers."""
+    learning_rate: float = 2.3e-3
+    """Adam learning rate."""
+    gamma: float = 0.99
+    """Discount factor."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    buffer_size: int = 100_000
+    """Replay buffer capacity."""
+    learning_starts: int = 1_000
+    """Random steps before the first gradient step."""
+    train_freq: int = 256
+    """Environment steps between training phases."""
+    gradient_steps: int = 128
+    """Gradient steps per training phase."""
+    target_update_interval: int = 10
+    """Gradient steps between copies of the online network into the target network."""
+    exploration_fraction: float = 0.16
+    """Fraction of the step budget over which epsilon decays linearly."""
+    exploration_final_eps: float = 0.04
+    """Epsilon after the decay."""
+    max_grad_norm: float = 10.0
+    """Gradient clipping."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Course sizes: what a chapter trains by default, and in FAST mode
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CourseSizes:
+    """How much data and training each chapter uses. See `course_sizes()`."""
+
+    dqn_max_steps: int
+    """Chapter 1: environment-step budget for DQN."""
+    dqn_eval_every: int
+    """Chapter 1: environment steps between greedy evaluations."""
+    dqn_eval_episodes: int
+    """Chapter 1: episodes per greedy evaluation."""
+    vae_rollouts: int
+    """Chapter 2: random episodes collected to train V in the notebook."""
+    vae_epochs: int
+    """Chapter 2: passes over those frames."""
+    mdn_rollouts: int
+    """Chapter 3: episodes whose latents train M in the notebook."""
+    mdn_epochs: int
+    """Chapter 3: passes over those sequences."""
+    cma_generations: int
+    """Chapters 4 and 5: CMA-ES generations."""
+    cma_population: int
+    """Chapters 4 and 5: CMA-ES population size."""
+    cma_rollouts: int
+    """Chapters 4 and 5: rollouts per candidate."""
+
+
+DEFAULT_SIZES = CourseSizes(
+    dqn_max_steps=60_000,
+    dqn_eval_every=2_000,
+    dqn_eval_episodes=10,
+    vae_rollouts=60,
+    vae_epochs=6,
+    mdn_rollouts=200,
+    mdn_epochs=20,
+    cma_generations=20,
+    cma_population=16,
+    cma_rollouts=4,
+)
+
+FAST_SIZES = CourseSizes(
+    dqn_max_steps=3_000,
+    dqn_eval_every=1_000,
+    dqn_eval_episodes=2,
+    vae_rollouts=4,
+    vae_epochs=1,
+    mdn_rollouts=8,
+    mdn_epochs=1,
+    cma_generations=2,
+    cma_population=6,
+    cma_rollouts=1,
+)
+
+
+def course_sizes() -> CourseSizes:
+    """FAST_SIZES when WMLIB_FAST=1, else DEFAULT_SIZES."""
+    return FAST_SIZES if fast_mode() else DEFAULT_SIZES
