@@ -51,14 +51,17 @@ def _collect_args(p):
     p.add_argument("--out", required=True, help="directory for the episode_*.npz files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="cut episodes after this many steps")
+    p.add_argument("--policy", choices=("random", "smooth"), default="random",
+                   help="uniform random actions, or slowly changing ones that drive the car")
 
 
 @command("collect", "play episodes with a random policy and store them as .npz rollouts")
 @_args(_collect_args)
 def _collect(args) -> int:
-    from wmlib.rollouts import collect
+    from wmlib.rollouts import POLICIES, collect
 
-    paths = collect(args.env, args.episodes, args.out, seed=args.seed, max_steps=args.max_steps)
+    paths = collect(args.env, args.episodes, args.out, policy=POLICIES[args.policy], seed=args.seed,
+                    max_steps=args.max_steps)
     print(f"wrote {len(paths)} episodes to {args.out}")
     return 0
 
@@ -84,6 +87,79 @@ def _dqn(args) -> int:
                   eval_episodes=args.eval_episodes)
     print(json.dumps({"steps_to_solve": r.steps_to_solve, "training_steps": r.total_steps,
                       "eval_steps": r.eval_steps, "wall_time_s": round(r.wall_time_s, 1)}))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# train-vae and encode (V, chapter 2)
+# ---------------------------------------------------------------------------------------------
+
+
+def _train_vae_args(p):
+    p.add_argument("--rollouts", required=True, help="directory of episode .npz files (from `collect`)")
+    p.add_argument("--out", required=True, help="path stem of the finished checkpoint (.safetensors, .json)")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the frames")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--z-dim", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    p.add_argument("--kl-tolerance", type=float, default=0.5, help="free bits per latent dimension")
+    p.add_argument("--max-frames-per-epoch", type=int, default=None)
+    p.add_argument("--half", action="store_true", help="store the finished weights as float16")
+    p.add_argument("--work", default=None,
+                   help="stem of the resumable training checkpoint (default data/checkpoints/<--out's name>)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+@command("train-vae", "train V (the ConvVAE) on the frames of collected rollouts; resumes if interrupted")
+@_args(_train_vae_args)
+def _train_vae(args) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    import torch
+
+    from wmlib.checkpoints import save_checkpoint
+    from wmlib.config import VAEConfig
+    from wmlib.vae import ConvVAE, train_vae
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = dataclasses.replace(VAEConfig(), z_dim=args.z_dim, batch_size=args.batch_size,
+                                 learning_rate=args.lr, kl_tolerance=args.kl_tolerance)
+    work = Path(args.work) if args.work else Path("data") / "checkpoints" / Path(args.out).name
+    cmd = (f"python -m wmlib train-vae --rollouts {args.rollouts} --out {args.out} --epochs {args.epochs} "
+           f"--seed {args.seed} --z-dim {args.z_dim} --batch-size {args.batch_size} --lr {args.lr:g} "
+           f"--kl-tolerance {args.kl_tolerance:g}"
+           + (f" --max-frames-per-epoch {args.max_frames_per_epoch}" if args.max_frames_per_epoch else "")
+           + (" --half" if args.half else ""))
+    meta = {"command": cmd, "rollouts": str(args.rollouts), "torch": torch.__version__}
+    result = train_vae(args.rollouts, config, epochs=args.epochs, seed=args.seed, checkpoint=work,
+                       metadata=meta, max_frames_per_epoch=args.max_frames_per_epoch)
+    vae = ConvVAE(config)
+    vae.load_state_dict({k: v.cpu() for k, v in result.vae.state_dict().items()})
+    meta = dict(meta, seed=args.seed, epochs_done=len(result.history), history=result.history)
+    paths = save_checkpoint(vae, config, args.out, metadata=meta, half=args.half)
+    last = result.history[-1]
+    print(json.dumps({"wrote": [str(p) for p in paths], "parameters": vae.num_params(),
+                      "epochs": len(result.history), "reconstruction": round(last["reconstruction"], 2),
+                      "kl": round(last["kl"], 2), "wall_time_s": round(result.wall_time_s, 1)}))
+    return 0
+
+
+def _encode_args(p):
+    p.add_argument("--vae", required=True, help="'cartpole' or 'carracing' (shipped), or a checkpoint stem")
+    p.add_argument("--rollouts", required=True, help="directory of episode .npz files")
+    p.add_argument("--out", required=True, help="directory for the encoded episodes")
+
+
+@command("encode", "encode the frames of rollouts into V's latents (mu, logvar) for training M")
+@_args(_encode_args)
+def _encode(args) -> int:
+    from wmlib.vae import encode_rollouts, load_vae
+
+    paths = encode_rollouts(load_vae(args.vae), args.rollouts, args.out)
+    print(f"wrote {len(paths)} encoded episodes to {args.out}")
     return 0
 
 

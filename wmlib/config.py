@@ -93,6 +93,8 @@ class ControllerConfig:
     """Size of M's hidden state h, the second part (0 gives the paper's 'V only' ablation)."""
     action_dim: int = 3
     """Outputs of the controller."""
+    action_map: str = "carracing"
+    """How outputs become an env action: "carracing" (steer, gas, brake), "discrete" or "identity"."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,460 @@
+"""CMA-ES: train the controller by evolution, one generation of candidates at a time.
+
+Why not gradients? C's fitness is the return of whole episodes in an environment we cannot
+differentiate through, and it is noisy. An evolution strategy only needs to *score* candidates:
+
+    repeat:
+        ask   draw N candidate parameter vectors x_i ~ mean + sigma * N(0, C)
+        score F_i = mean return of x_i over R rollouts                   (the expensive part)
+        tell  move the mean towards the better candidates, and reshape C and sigma so that
+              steps which paid off become more likely
+
+CMA-ES ("covariance matrix adaptation") learns C, the shape of the search cloud: it stretches
+along directions that keep paying off. The bookkeeping is done by the `cma` package; this module
+is the thin layer that makes it readable: ask/tell, a seeded `numpy.random.Generator` (no global
+random state), named results, optional centred-rank fitness shaping, pluggable evaluators
+(serial, or a local process pool using every core), a progress bar, and checkpoints.
+
+The N * R rollouts of a generation are independent, so they parallelise perfectly: the
+evaluators below map (candidate, rollout seed) pairs over workers. Every candidate of one
+generation plays the same R episode seeds (common random numbers: differences in return come
+from the parameters, not from luckier starts); each generation draws fresh seeds.
+
+Checkpoints and their trade-off. The `cma` package can only save its full state with pickle,
+and loading a pickle runs arbitrary code, so we never do. We store what defines the search
+distribution (mean, sigma, C), the generation, the best candidate so far, the history and the
+Generator's state, in safetensors + JSON, and resume by starting a fresh CMA-ES from that mean,
+sigma and C. What is lost: the evolution paths (CMA-ES's momentum-like memory of its last steps)
+restart at zero, so a resumed run is not bit-for-bit the uninterrupted one; they rebuild within
+a few generations. What is kept: where the search was and its shape, which is what matters.
+
+Introduced in: course/04_controller.ipynb
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import cma
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+
+from wmlib.checkpoints import CheckpointError, save_json, save_tensors
+from wmlib.config import CMAESConfig
+
+# ---------------------------------------------------------------------------------------------
+# Fitness shaping
+# ---------------------------------------------------------------------------------------------
+
+
+def centered_ranks(fitness) -> np.ndarray:
+    """Replace each fitness by its rank, mapped linearly onto [-0.5, 0.5]; the best gets 0.5.
+
+        rank_i = #{j : F_j < F_i}  (0 for the worst, N-1 for the best; ties broken by order)
+        shaped_i = rank_i / (N - 1) - 0.5
+
+    Only the order of the returns survives, so one lucky 500-step episode cannot drag the whole
+    update towards itself. Gradient-style evolution strategies (OpenAI-ES, PEPG in the paper's
+    estool) need this; CMA-ES already weighs its candidates by rank alone, so with distinct returns
+    shaping changes nothing there (tests/test_cmaes.py measures that) and only ties are treated
+    differently. fitness: (N,) -> (N,) float64. N = 1 gives [0.0].
+    """
+    f = np.asarray(fitness, dtype=np.float64)
+    if f.ndim != 1:
+        raise ValueError(f"expected a 1-D array of fitness values (N,), got shape {f.shape}")
+    n = f.shape[0]
+    ranks = np.empty(n, dtype=np.float64)
+    ranks[np.argsort(f, kind="stable")] = np.arange(n)  # argsort gives the order; this inverts it
+    return ranks / (n - 1) - 0.5 if n > 1 else np.zeros(n)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluators: score a population
+# ---------------------------------------------------------------------------------------------
+
+
+class Rollout(NamedTuple):
+    """What a rollout function returns: the episode's return and how many env steps it took."""
+
+    ret: float
+    steps: int
+
+
+RolloutFn = Callable[[np.ndarray, int], "float | Rollout"]
+"""rollout_fn(params (P,), seed) -> return (float) or Rollout(return, steps). Must be deterministic
+given (params, seed), and picklable (a top-level function or object) for the process pool."""
+
+
+class Evaluation(NamedTuple):
+    """Returns (N, R) and env steps (N, R) of N candidates over R rollouts each."""
+
+    returns: np.ndarray
+    steps: np.ndarray
+
+
+class WorkerError(RuntimeError):
+    """A rollout failed in an evaluator; the message names the worker, candidate and seed."""
+
+
+def _as_rollout(value) -> Rollout:
+    if isinstance(value, Rollout):
+        return Rollout(float(value.ret), int(value.steps))
+    return Rollout(float(value), 0)
+
+
+class SerialEvaluator:
+    """Plays every rollout in this process, one after the other. Simple and debuggable."""
+
+    def __init__(self, rollout_fn: RolloutFn):
+        self.rollout_fn = rollout_fn
+
+    def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
+        """solutions (N, P), seeds (R,) -> Evaluation with (N, R) returns and steps."""
+        n, r = len(solutions), len(seeds)
+        returns, steps = np.zeros((n, r)), np.zeros((n, r), dtype=np.int64)
+        for i in range(n):
+            for j in range(r):
+                try:
+                    out = _as_rollout(self.rollout_fn(solutions[i], int(seeds[j])))
+                except Exception as exc:
+                    raise WorkerError(f"the rollout of candidate {i} with seed {seeds[j]} failed in this "
+                                      f"process (pid {os.getpid()}): {type(exc).__name__}: {exc}") from exc
+                returns[i, j], steps[i, j] = out
+        return Evaluation(returns, steps)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_WORKER_FN: RolloutFn | None = None
+
+
+def _init_worker(rollout_fn: RolloutFn) -> None:
+    """Runs once in each worker process: keep the rollout function, one torch thread per worker."""
+    global _WORKER_FN
+    _WORKER_FN = rollout_fn
+    torch.set_num_threads(1)
+
+
+def _run_in_worker(i: int, j: int, params: np.ndarray, seed: int):
+    """One rollout in a worker. Errors come back as data (picklable), with the worker's pid."""
+    try:
+        out = _as_rollout(_WORKER_FN(params, seed))
+        return ("ok", i, j, out.ret, out.steps)
+    except Exception as exc:
+        return ("error", i, j, os.getpid(), f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+class ProcessPoolEvaluator:
+    """Spreads the N * R rollouts of a generation over a pool of worker processes.
+
+    workers:   how many processes (default: every core, `os.cpu_count()`)
+    mp_context: "spawn" (default; the same on Linux, macOS and Windows, and safe with torch's
+               threads) or "fork"/"forkserver". With spawn, rollout_fn must be importable: a
+               top-level function or an object of a top-level class.
+    The workers live until `close()` (or the end of a `with` block), so heavy setup inside
+    rollout_fn (loading V and M, making the env) happens once per worker, not once per rollout.
+    A rollout that raises gives a WorkerError naming the worker's pid, the candidate and the
+    seed; a worker that dies outright (killed, segfault) gives a WorkerError too, never a hang.
+    """
+
+    def __init__(self, rollout_fn: RolloutFn, workers: int | None = None, mp_context: str = "spawn"):
+        self.workers = int(workers or os.cpu_count() or 1)
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(mp_context),
+                                         initializer=_init_worker, initargs=(rollout_fn,))
+
+    def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
+        """solutions (N, P), seeds (R,) -> Evaluation with (N, R) returns and steps."""
+        n, r = len(solutions), len(seeds)
+        returns, steps = np.zeros((n, r)), np.zeros((n, r), dtype=np.int64)
+        futures = {self._pool.submit(_run_in_worker, i, j, np.asarray(solutions[i]), int(seeds[j])): (i, j)
+                   for i in range(n) for j in range(r)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                i, j = futures[fut]
+                try:
+                    out = fut.result()
+                except BrokenProcessPool as exc:
+                    for f in pending:
+                        f.cancel()
+                    raise WorkerError(
+                        f"a worker process died abruptly (killed, out of memory or crashed) while the pool "
+                        f"was playing candidate {i} with seed {seeds[j]}; the pool cannot be used any more"
+                    ) from exc
+                if out[0] == "error":
+                    for f in pending:
+                        f.cancel()
+                    _, i, j, pid, what, tb = out
+                    raise WorkerError(f"worker process {pid} failed on candidate {i} with seed {seeds[j]}: "
+                                      f"{what}\n--- traceback in the worker ---\n{tb}")
+                _, i, j, ret, st = out
+                returns[i, j], steps[i, j] = ret, st
+        return Evaluation(returns, steps)
+
+    def close(self) -> None:
+        """Stop the workers (does not wait for rollouts that were cancelled)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# CMA-ES: ask and tell
+# ---------------------------------------------------------------------------------------------
+
+
+class CMAES:
+    """The `cma` package's CMA-ES behind a small ask/tell interface that *maximises* fitness.
+
+    x0: (P,) starting mean    sigma0: initial step size    population_size: N
+    rng: the numpy Generator that draws every random number CMA-ES uses (seeded by the caller)
+    rank_shaping: tell CMA-ES centred ranks instead of raw fitness
+    """
+
+    def __init__(self, x0, sigma0: float, population_size: int, rng: np.random.Generator, *,
+                 rank_shaping: bool = False, covariance: np.ndarray | None = None):
+        x0 = np.asarray(x0, dtype=np.float64)
+        if x0.ndim != 1 or x0.shape[0] < 2:
+            raise ValueError(f"x0 must be a 1-D vector of at least 2 parameters, got shape {x0.shape}")
+        if population_size < 2:
+            raise ValueError(f"population_size must be at least 2, got {population_size}")
+        if not sigma0 > 0:
+            raise ValueError(f"sigma0 must be positive, got {sigma0}")
+        self.rng = rng
+        self.rank_shaping = rank_shaping
+        self._es = cma.CMAEvolutionStrategy(x0, float(sigma0), {
+            "popsize": int(population_size),
+            "seed": np.nan,  # do not touch numpy's global random state ...
+            "randn": lambda *shape: self.rng.standard_normal(shape),  # ... draw from our Generator instead
+            "verbose": -9,  # no files, no console output
+            "verb_log": 0,
+            "verb_disp": 0,
+            "tolflatfitness": 10**9,  # a population that all scores 500 is success, not a reason to stop
+        })
+        if covariance is not None:
+            self.covariance = covariance
+
+    @property
+    def dimension(self) -> int:
+        return int(self._es.N)
+
+    @property
+    def population_size(self) -> int:
+        return int(self._es.popsize)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(P,) the centre of the search distribution."""
+        return np.array(self._es.mean, dtype=np.float64)
+
+    @property
+    def sigma(self) -> float:
+        """The overall step size."""
+        return float(self._es.sigma)
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """(P, P) C, the shape of the search distribution (candidates ~ mean + sigma * N(0, C))."""
+        return np.array(self._es.sm.C, dtype=np.float64)
+
+    @covariance.setter
+    def covariance(self, C: np.ndarray) -> None:
+        C = np.asarray(C, dtype=np.float64)
+        if C.shape != (self.dimension, self.dimension):
+            raise ValueError(f"expected a ({self.dimension}, {self.dimension}) covariance, got {C.shape}")
+        self._es.sm.C = (C + C.T) / 2
+        self._es.sm.update_now(-1)  # recompute the eigendecomposition used for sampling
+
+    def ask(self) -> np.ndarray:
+        """(N, P) new candidates."""
+        return np.asarray(self._es.ask(), dtype=np.float64)
+
+    def tell(self, solutions: np.ndarray, fitness: np.ndarray) -> None:
+        """Update the distribution from candidates (N, P) and their fitness (N,), higher is better."""
+        fitness = np.asarray(fitness, dtype=np.float64)
+        if fitness.shape != (len(solutions),):
+            raise ValueError(f"expected one fitness per candidate ({len(solutions)},), got {fitness.shape}")
+        if not np.all(np.isfinite(fitness)):
+            raise ValueError("fitness contains NaN or inf")
+        scores = centered_ranks(fitness) if self.rank_shaping else fitness
+        # The one place where the sign flips: `cma` minimises a loss, we maximise a return.
+        self._es.tell(list(solutions), (-scores).tolist())
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CMAResult:
+    """What `train_cmaes` returns.
+
+    best_params:  (P,) the candidate with the highest fitness seen in any generation
+    best_fitness: its fitness (mean return over its R rollouts; optimistic, being a maximum)
+    mean:         (P,) the final centre of the search distribution (often the safer pick)
+    sigma:        the final step size
+    history:      per generation {"generation", "best", "mean", "std", "worst", "sigma",
+                  "env_steps" (this generation), "total_env_steps", "wall_s"}
+    trace:        with record=True, per generation {"mean", "sigma", "covariance", "solutions",
+                  "fitness"} (NumPy arrays; for pictures of the search, not kept in checkpoints)
+    """
+
+    best_params: np.ndarray
+    best_fitness: float
+    mean: np.ndarray
+    sigma: float
+    history: list[dict] = field(default_factory=list)
+    trace: list[dict] = field(default_factory=list)
+
+    @property
+    def total_env_steps(self) -> int:
+        return int(self.history[-1]["total_env_steps"]) if self.history else 0
+
+
+def _checkpoint_paths(stem) -> tuple[Path, Path]:
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def save_es_checkpoint(stem, es: CMAES, result: CMAResult, config: CMAESConfig, seed: int) -> None:
+    """Write STEM.safetensors (mean, covariance, best_params) and STEM.json (the rest), atomically."""
+    tensors_path, json_path = _checkpoint_paths(stem)
+    save_tensors(tensors_path, {
+        "mean": torch.from_numpy(es.mean),
+        "covariance": torch.from_numpy(es.covariance),
+        "best_params": torch.from_numpy(np.asarray(result.best_params, dtype=np.float64)),
+    })
+    save_json(json_path, {
+        "kind": "CMAESCheckpoint",
+        "dimension": es.dimension,
+        "sigma": es.sigma,
+        "generation": len(result.history),
+        "best_fitness": result.best_fitness,
+        "config": asdict(config),
+        "seed": seed,
+        "rng_state": es.rng.bit_generator.state,
+        "history": result.history,
+    })
+
+
+def load_es_checkpoint(stem) -> tuple[dict, dict[str, np.ndarray]]:
+    """(the JSON dict, {"mean", "covariance", "best_params"} arrays); CheckpointError if unreadable."""
+    tensors_path, json_path = _checkpoint_paths(stem)
+    try:
+        meta = json.loads(json_path.read_text())
+        arrays = {k: v.numpy() for k, v in load_file(str(tensors_path)).items()}
+    except Exception as exc:  # missing file, bad JSON, or not safetensors (its own error type)
+        raise CheckpointError(f"cannot read the CMA-ES checkpoint {json_path} / {tensors_path}: {exc}"
+                              ) from exc
+    if meta.get("kind") != "CMAESCheckpoint" or not {"mean", "covariance", "best_params"} <= set(arrays):
+        raise CheckpointError(f"{json_path} is not a CMA-ES checkpoint written by wmlib.cmaes")
+    return meta, arrays
+
+
+def train_cmaes(
+    evaluator: Callable[[np.ndarray, Sequence[int]], Evaluation],
+    x0,
+    config: CMAESConfig | None = None,
+    *,
+    seed: int = 0,
+    generations: int | None = None,
+    target_fitness: float | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    record: bool = False,
+    progress: bool = True,
+    desc: str = "CMA-ES generations",
+) -> CMAResult:
+    """Run CMA-ES: per generation ask N candidates, score each over R rollouts, tell, record.
+
+    evaluator:   SerialEvaluator / ProcessPoolEvaluator (or any callable (solutions, seeds) -> Evaluation)
+    x0:          (P,) starting mean (zeros is fine for a controller)
+    config:      population_size N, rollouts_per_candidate R, sigma0, generations, rank_shaping
+                 (None: CMAESConfig(), the paper's car settings)
+    generations: overrides config.generations (the total, counting generations done before a resume)
+    target_fitness: stop after the first generation whose best candidate reaches it
+    checkpoint:  path stem; written after every generation, and resumed from when it exists
+                 (the config and dimension must match)
+    record:      keep each generation's population and distribution in `result.trace`
+    """
+    config = CMAESConfig() if config is None else config
+    total_generations = int(config.generations if generations is None else generations)
+    rng = np.random.default_rng(seed)
+    x0 = np.asarray(x0, dtype=np.float64)
+    es = CMAES(x0, config.sigma0, config.population_size, rng, rank_shaping=config.rank_shaping)
+    result = CMAResult(best_params=x0.copy(), best_fitness=-np.inf, mean=es.mean, sigma=es.sigma)
+
+    if checkpoint is not None and _checkpoint_paths(checkpoint)[1].exists():
+        meta, arrays = load_es_checkpoint(checkpoint)
+        if meta["dimension"] != len(x0) or meta["config"] != asdict(config) or meta["seed"] != seed:
+            raise CheckpointError(
+                f"the CMA-ES checkpoint {checkpoint} was made for dimension {meta['dimension']}, seed "
+                f"{meta['seed']} and config {meta['config']}, not for {len(x0)}, {seed} and "
+                f"{asdict(config)}; delete it to start over")
+        es = CMAES(arrays["mean"], meta["sigma"], config.population_size, rng,
+                   rank_shaping=config.rank_shaping, covariance=arrays["covariance"])
+        rng.bit_generator.state = meta["rng_state"]
+        result = CMAResult(best_params=arrays["best_params"], best_fitness=float(meta["best_fitness"]),
+                           mean=es.mean, sigma=es.sigma, history=list(meta["history"]))
+
+    start = time.perf_counter() - (result.history[-1]["wall_s"] if result.history else 0.0)
+    bar = tqdm(range(len(result.history), total_generations), desc=desc, unit="gen", disable=not progress,
+               initial=len(result.history), total=total_generations)
+    for gen in bar:
+        solutions = es.ask()  # (N, P)
+        seeds = rng.integers(0, 2**31 - 1, size=config.rollouts_per_candidate)  # shared by all candidates
+        evaluation = evaluator(solutions, seeds)
+        fitness = evaluation.returns.mean(axis=1)  # (N,) mean return over the R rollouts
+        if record:
+            result.trace.append({"mean": es.mean, "sigma": es.sigma, "covariance": es.covariance,
+                                 "solutions": solutions, "fitness": fitness})
+        es.tell(solutions, fitness)
+        i_best = int(np.argmax(fitness))
+        if fitness[i_best] > result.best_fitness:
+            result.best_fitness, result.best_params = float(fitness[i_best]), solutions[i_best].copy()
+        steps = int(evaluation.steps.sum())
+        result.history.append({
+            "generation": gen + 1,
+            "best": float(fitness.max()),
+            "mean": float(fitness.mean()),
+            "std": float(fitness.std()),
+            "worst": float(fitness.min()),
+            "sigma": es.sigma,
+            "env_steps": steps,
+            "total_env_steps": steps + (result.history[-1]["total_env_steps"] if result.history else 0),
+            "wall_s": time.perf_counter() - start,
+        })
+        result.mean, result.sigma = es.mean, es.sigma
+        bar.set_postfix(best=f"{fitness.max():.1f}", mean=f"{fitness.mean():.1f}", sigma=f"{es.sigma:.3g}")
+        if checkpoint is not None:
+            save_es_checkpoint(checkpoint, es, result, config, seed)
+        if target_fitness is not None and fitness.max() >= target_fitness:
+            break
+    bar.close()
+    return result
