@@ -29,6 +29,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or made for another model or config."""
 
 
+def assets_dir() -> Path:
+    """The repository's assets/ folder, where the shipped checkpoints live (works from any cwd)."""
+    return Path(__file__).resolve().parent.parent / "assets"
+
+
 def _paths(stem: str | os.PathLike) -> tuple[Path, Path]:
     stem = Path(stem)
     if stem.suffix in {".safetensors", ".json"}:

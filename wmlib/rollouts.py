@@ -46,6 +46,51 @@ def random_policy(env: gym.Env) -> Policy:
     return lambda observation, info: env.action_space.sample()
 
 
+def smooth_random_policy(env: gym.Env, *, change_prob: float = 0.1, smoothing: float = 0.3) -> Policy:
+    """Random actions that change slowly, so a car actually drives somewhere (for CarRacing).
+
+    The uniform random policy flips the steering every step and brakes half the time: the car
+    jitters near the start. Here a random target action is redrawn with probability
+    `change_prob` per step and the action moves a fraction `smoothing` towards it each step.
+    For a (steer, gas, brake) Box like CarRacing's, the gas target is drawn from [0.05, 0.35]
+    (gentle: full gas flies off the track at the first bend), the brake is off nine targets in
+    ten and the steering target is N(0, 0.5^2) clipped to [-1, 1], so the car drives, follows
+    some bends and leaves the track now and then. A Discrete space gets sticky actions (the same
+    action is kept until the target is redrawn).
+    Randomness comes from env.action_space.np_random (seeded by `collect`).
+    """
+    space = env.action_space
+    rng = space.np_random
+    car = isinstance(space, gym.spaces.Box) and space.shape == (3,)
+
+    def draw():
+        if isinstance(space, gym.spaces.Discrete):
+            return int(rng.integers(space.n))
+        if car:
+            brake = 0.0 if rng.random() < 0.9 else rng.uniform(0.0, 0.5)
+            steer = float(np.clip(rng.normal(0.0, 0.5), -1.0, 1.0))
+            return np.array([steer, rng.uniform(0.05, 0.35), brake], np.float32)
+        return space.sample()
+
+    state = {"target": draw(), "action": None}
+
+    def act(observation, info):
+        if rng.random() < change_prob:
+            state["target"] = draw()
+        if isinstance(space, gym.spaces.Discrete) or state["action"] is None:
+            state["action"] = state["target"]
+        else:
+            step = state["action"] + smoothing * (state["target"] - state["action"])
+            state["action"] = np.clip(step, space.low, space.high).astype(space.dtype)
+        return state["action"]
+
+    return act
+
+
+POLICIES: dict[str, Callable[[gym.Env], Policy]] = {"random": random_policy, "smooth": smooth_random_policy}
+"""Policy factories by name, for `python -m wmlib collect --policy NAME`."""
+
+
 def play_episode(env: gym.Env, policy: Policy, seed: int | None = None, max_steps: int | None = None) -> dict:
     """Run one episode and return it as a dict of arrays in the file layout above."""
     obs, info = env.reset(seed=seed)

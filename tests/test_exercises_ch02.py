@@ -1,0 +1,74 @@
+"""Chapter 2's exercises: the reference and an independent correct version pass, every wrong one fails."""
+
+import time
+
+import pytest
+import torch
+
+from tests.wrong_versions.ch02 import WRONG_VERSIONS
+from wmlib.exercises import get_exercise, known_ids, run_tests
+
+
+def _independent_reparameterize(mu, logvar, eps):
+    # Written without looking at wmlib: sigma from the log-variance, then shift and scale.
+    sigma = (logvar / 2).exp()
+    return eps * sigma + mu
+
+
+def _independent_kl(mu, logvar):
+    # Per dimension: (sigma^2 + mu^2 - 1 - log sigma^2) / 2, summed over the latent axis.
+    return ((logvar.exp() + mu * mu - 1.0 - logvar) / 2).sum(dim=1)
+
+
+def _independent_vae_loss(x_hat, x, mu, logvar, kl_tolerance):
+    batch, z_dim = mu.shape
+    rec = torch.nn.functional.mse_loss(x_hat, x, reduction="sum") / batch
+    kl = _independent_kl(mu, logvar)
+    kl = torch.maximum(kl, torch.full_like(kl, kl_tolerance * z_dim))
+    return rec + kl.mean()
+
+
+def test_every_chapter_two_exercise_has_wrong_versions():
+    registered = {i for i in known_ids() if i.startswith("ch02.")}
+    assert registered == set(WRONG_VERSIONS)
+
+
+@pytest.mark.parametrize("exercise_id", sorted(WRONG_VERSIONS))
+def test_reference_passes_quickly(exercise_id):
+    start = time.perf_counter()
+    result = run_tests(exercise_id, get_exercise(exercise_id).reference)
+    assert result.passed, result.failures
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("exercise_id, fn", [
+    ("ch02.reparameterize", _independent_reparameterize),
+    ("ch02.kl_divergence", _independent_kl),
+    ("ch02.vae_loss", _independent_vae_loss),
+])
+def test_independent_correct_version_passes(exercise_id, fn):
+    result = run_tests(exercise_id, fn)
+    assert result.passed, result.failures
+
+
+@pytest.mark.parametrize("exercise_id, name, fn", [
+    (ex_id, name, fn) for ex_id, versions in sorted(WRONG_VERSIONS.items()) for name, fn in versions.items()
+])
+def test_wrong_version_is_rejected(exercise_id, name, fn):
+    result = run_tests(exercise_id, fn)
+    assert result.attempted
+    assert not result.passed, f"{exercise_id}: the wrong version {name!r} passed every test"
+    assert all(msg for msg in result.failures)
+
+
+def test_results_are_deterministic():
+    fn = WRONG_VERSIONS["ch02.vae_loss"]["tolerance on the batch mean"]
+    assert run_tests("ch02.vae_loss", fn).failures == run_tests("ch02.vae_loss", fn).failures
+
+
+def test_stub_counts_as_not_attempted():
+    def stub(mu, logvar, eps):
+        raise NotImplementedError
+
+    result = run_tests("ch02.reparameterize", stub)
+    assert result.attempted is False and result.passed is False
