@@ -1,0 +1,162 @@
+"""The V+M+C agent in real envs, with tiny untrained V and M standing in for the trained ones."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from wmlib.agent import ControllerRollout, WorldModelAgent, controller_rollout_for, play_episode
+from wmlib.checkpoints import save_checkpoint
+from wmlib.cmaes import ProcessPoolEvaluator, Rollout, SerialEvaluator
+from wmlib.config import MDNRNNConfig, VAEConfig
+from wmlib.controller import LinearController, controller_config_for
+from wmlib.envs import make_env
+from wmlib.mdnrnn import MDNRNN
+from wmlib.rollouts import frames_to_tensor
+from wmlib.vae import ConvVAE
+
+Z, H = 4, 8
+
+
+def tiny_vae(seed=0):
+    torch.manual_seed(seed)
+    return ConvVAE(VAEConfig(z_dim=Z)).eval()
+
+
+def tiny_mdnrnn(action_dim=2, seed=1):
+    torch.manual_seed(seed)
+    return MDNRNN(MDNRNNConfig(z_dim=Z, action_dim=action_dim, hidden_size=H, num_mixtures=2,
+                               predict_done=True)).eval()
+
+
+def random_controller(env_name="cartpole-pixels", h_dim=H, seed=2, scale=3.0):
+    c = LinearController(controller_config_for(env_name, Z, h_dim))
+    c.set_flat_params(np.random.default_rng(seed).normal(size=c.num_params) * scale)
+    return c
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    env = make_env("cartpole-pixels")
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("agent")
+    save_checkpoint(tiny_vae(), VAEConfig(z_dim=Z), root / "vae")
+    m = tiny_mdnrnn()
+    save_checkpoint(m, m.config, root / "mdnrnn")
+    return root / "vae", root / "mdnrnn"
+
+
+def test_agent_matches_the_papers_loop_step_by_step(cartpole):
+    vae, m, c = tiny_vae(), tiny_mdnrnn(), random_controller()
+    agent = WorldModelAgent(vae, m, c, cartpole.action_space)
+    frame, _ = cartpole.reset(seed=3)
+    h, cell = torch.zeros(1, H), torch.zeros(1, H)
+    W, b = c.weight.detach(), c.bias.detach()
+    used_h = False
+    for _ in range(25):
+        with torch.no_grad():
+            z = vae.encode(frames_to_tensor(frame))[0]  # mu (1, Z)
+            y = torch.tanh(torch.cat([z, h], 1) @ W.T + b)  # C reads h *before* M sees this frame
+            action = int(y[0, 0] > 0)
+            out = m.step(z, torch.eye(2)[[action]], m.initial_state(1)._replace(h=h, c=cell))
+        assert agent.act(frame) == action
+        h, cell = out.state.h, out.state.c
+        torch.testing.assert_close(agent.h, h[0])
+        used_h |= bool(h.abs().sum() > 0)
+        frame, _, term, trunc, _ = cartpole.step(action)
+        if term or trunc:
+            break
+    assert used_h
+    agent.reset()
+    assert torch.count_nonzero(agent.h) == 0
+
+
+def test_episode_is_deterministic_and_counts_steps(cartpole):
+    agent = WorldModelAgent(tiny_vae(), tiny_mdnrnn(), random_controller(), cartpole.action_space)
+    a = play_episode(cartpole, agent, seed=5, max_steps=40)
+    b = play_episode(cartpole, agent, seed=5, max_steps=40)
+    assert isinstance(a, Rollout) and a == b
+    assert 1 <= a.steps <= 40 and a.ret == a.steps  # CartPole pays 1 per step
+
+
+def test_memory_changes_what_the_agent_does(cartpole):
+    # A controller that reads only h, with no bias: with h = 0 it says tanh(0) = 0 -> action 0.
+    c = LinearController(controller_config_for("cartpole-pixels", Z, H))
+    agent = WorldModelAgent(tiny_vae(), tiny_mdnrnn(), c, cartpole.action_space)
+    frame, _ = cartpole.reset(seed=0)
+    assert agent.act(frame) == 0
+    h1 = agent.h.clone()
+    assert torch.count_nonzero(h1) > 0  # M took in (z_0, a_0)
+    params = np.zeros(c.num_params)
+    params[Z:Z + H] = h1.numpy()  # W_h . h1 = |h1|^2 > 0
+    c.set_flat_params(params)
+    frame, *_ = cartpole.step(0)
+    assert agent.act(frame) == 1  # only the memory can have changed the decision
+
+
+def test_v_only_agent_needs_no_m(cartpole):
+    agent = WorldModelAgent(tiny_vae(), None, random_controller(h_dim=0), cartpole.action_space)
+    r = play_episode(cartpole, agent, seed=1, max_steps=15)
+    assert 1 <= r.steps <= 15
+
+
+def test_mismatched_parts_are_clear_errors(cartpole):
+    space = cartpole.action_space
+    wide_z = LinearController(controller_config_for("cartpole-pixels", 5, H))
+    with pytest.raises(ValueError, match="V makes z of size 4"):
+        WorldModelAgent(tiny_vae(), tiny_mdnrnn(), wide_z, space)
+    with pytest.raises(ValueError, match="M's LSTM has 8 units"):
+        WorldModelAgent(tiny_vae(), tiny_mdnrnn(), random_controller(h_dim=16), space)
+    with pytest.raises(ValueError, match="needs M"):
+        WorldModelAgent(tiny_vae(), None, random_controller(), space)
+    with pytest.raises(ValueError, match="actions of size 3"):
+        WorldModelAgent(tiny_vae(), tiny_mdnrnn(action_dim=3), random_controller(), space)
+
+
+def test_carracing_agent_drives_with_the_papers_action_map():
+    env = make_env("carracing")
+    try:
+        agent = WorldModelAgent(tiny_vae(), tiny_mdnrnn(action_dim=3), random_controller("carracing"),
+                                env.action_space)
+        frame, _ = env.reset(seed=0)
+        for _ in range(3):
+            action = agent.act(frame)
+            assert action.shape == (3,) and env.action_space.contains(action)
+            frame, *_ = env.step(action)
+        assert torch.count_nonzero(agent.h) > 0
+    finally:
+        env.close()
+
+
+def test_controller_rollout_pickles_without_its_models(checkpoints):
+    vae, mdn = checkpoints
+    fn = controller_rollout_for("cartpole-pixels", vae, mdn, max_steps=20)
+    assert (fn.controller.z_dim, fn.controller.h_dim, fn.controller.action_dim) == (Z, H, 1)
+    params = np.random.default_rng(0).normal(size=Z + H + 1)
+    first = fn(params, 7)
+    clone = pickle.loads(pickle.dumps(fn))
+    assert clone._agent is None
+    assert clone(params, 7) == first
+    assert controller_rollout_for("cartpole-pixels", vae, None, use_h=False).controller.h_dim == 0
+    with pytest.raises(ValueError, match="needs M"):
+        controller_rollout_for("cartpole-pixels", vae, None)
+
+
+def test_process_pool_matches_serial_in_the_real_pixel_env(checkpoints):
+    vae, mdn = checkpoints
+    config = controller_config_for("cartpole-pixels", Z, H)
+    fn = ControllerRollout("cartpole-pixels", vae, mdn, config, max_steps=25)
+    solutions = np.random.default_rng(1).normal(size=(3, Z + H + 1)) * 2
+    seeds = [11, 12]
+    serial = SerialEvaluator(fn)(solutions, seeds)
+    with ProcessPoolEvaluator(fn, workers=2) as pool:
+        pooled = pool(solutions, seeds)
+    np.testing.assert_array_equal(serial.returns, pooled.returns)
+    np.testing.assert_array_equal(serial.steps, pooled.steps)
+    assert serial.steps.min() >= 1
