@@ -164,6 +164,80 @@ def _encode(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# train-mdnrnn (M, chapter 3)
+# ---------------------------------------------------------------------------------------------
+
+
+def _train_mdnrnn_args(p):
+    p.add_argument("--env", required=True, choices=("cartpole-pixels", "carracing"),
+                   help="picks the preset config (wmlib.mdnrnn.preset_config): action size, done head, sizes")
+    p.add_argument("--latents", required=True, help="directory of encoded episodes (from `encode`)")
+    p.add_argument("--out", required=True, help="path stem of the finished checkpoint (.safetensors, .json)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="passes over the sequences (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden-size", type=int, default=None, help="LSTM units H")
+    p.add_argument("--mixtures", type=int, default=None, help="Gaussians per latent dimension K")
+    p.add_argument("--seq-len", type=int, default=None, help="transitions per training window")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    p.add_argument("--val-episodes", type=int, default=20,
+                   help="hold out this many episodes (the last files) to report validation scores each epoch")
+    p.add_argument("--work", default=None,
+                   help="stem of the resumable training checkpoint (default data/checkpoints/<--out's name>)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+@command("train-mdnrnn", "train M (the MDN-RNN) on encoded episodes; resumes if interrupted")
+@_args(_train_mdnrnn_args)
+def _train_mdnrnn(args) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from wmlib.checkpoints import save_checkpoint
+    from wmlib.mdnrnn import MDNRNN, PRESET_EPOCHS, load_latent_episodes, preset_config, train_mdnrnn
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    files = sorted(Path(args.latents).glob("*.npz"))
+    if len(files) <= args.val_episodes:
+        raise ValueError(f"{args.latents} holds {len(files)} encoded episodes; need more than "
+                         f"--val-episodes {args.val_episodes}")
+    z_dim = int(np.load(files[0])["mu"].shape[1])
+    overrides = {"hidden_size": args.hidden_size, "num_mixtures": args.mixtures,
+                 "sequence_length": args.seq_len, "batch_size": args.batch_size, "learning_rate": args.lr}
+    config = dataclasses.replace(preset_config(args.env, z_dim),
+                                 **{k: v for k, v in overrides.items() if v is not None})
+    epochs = args.epochs or PRESET_EPOCHS[args.env]
+    split = len(files) - args.val_episodes
+    train = load_latent_episodes(files[:split], config.action_dim)
+    val = load_latent_episodes(files[split:], config.action_dim) if args.val_episodes else None
+    work = Path(args.work) if args.work else Path("data") / "checkpoints" / Path(args.out).name
+    flags = "".join(f" --{k} {v:g}" if isinstance(v, float) else f" --{k} {v}" for k, v in (
+        ("hidden-size", args.hidden_size), ("mixtures", args.mixtures), ("seq-len", args.seq_len),
+        ("batch-size", args.batch_size), ("lr", args.lr)) if v is not None)
+    cmd = (f"python -m wmlib train-mdnrnn --env {args.env} --latents {args.latents} --out {args.out} "
+           f"--epochs {epochs} --seed {args.seed} --val-episodes {args.val_episodes}{flags}")
+    meta = {"command": cmd, "latents": str(args.latents), "train_episodes": split,
+            "val_episodes": args.val_episodes, "torch": torch.__version__}
+    result = train_mdnrnn(train, config, epochs=epochs, seed=args.seed, val_episodes=val, checkpoint=work,
+                          metadata=meta)
+    model = MDNRNN(config)
+    model.load_state_dict({k: v.cpu() for k, v in result.model.state_dict().items()})
+    meta = dict(meta, seed=args.seed, epochs_done=len(result.history), history=result.history)
+    paths = save_checkpoint(model, config, args.out, metadata=meta)
+    last = result.history[-1]
+    print(json.dumps({"wrote": [str(p) for p in paths], "parameters": model.num_params(),
+                      "epochs": len(result.history), **{k: round(v, 4) for k, v in last.items()
+                                                        if k.startswith(("nll", "val_", "done"))},
+                      "wall_time_s": round(result.wall_time_s, 1)}))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:

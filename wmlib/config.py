@@ -73,6 +73,8 @@ class MDNRNNConfig:
     """Add a head that predicts the reward of the step."""
     predict_done: bool = False
     """Add a head that predicts the end of the episode (the paper's Doom model has one)."""
+    done_loss_weight: float = 1.0
+    """Weight of the done head's binary cross-entropy in the loss (ends are rare; see mdnrnn_loss)."""
     sequence_length: int = 100
     """Time steps per training sequence (truncated backpropagation through time)."""
     learning_rate: float = 1e-3

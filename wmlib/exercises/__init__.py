@@ -11,6 +11,7 @@ Introduced in: course/00_start_here.ipynb
 
 from wmlib.exercises import ch01  # noqa: F401  (registers the chapter's exercises)
 from wmlib.exercises import ch02  # noqa: F401
+from wmlib.exercises import ch03  # noqa: F401
 from wmlib.exercises import ch04  # noqa: F401
 from wmlib.exercises._core import (
     CheckResult,
