@@ -128,13 +128,17 @@ def load_checkpoint(model_class: type[M], config_class: type, stem: str | os.Pat
     try:
         config = config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
     except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{json_path} has a config that {config_class.__name__} does not accept ({exc}){hint}") from exc
+        raise CheckpointError(
+            f"{json_path} has a config that {config_class.__name__} does not accept ({exc}){hint}"
+        ) from exc
     if not weights_path.is_file():
         raise CheckpointError(f"checkpoint weights {weights_path} do not exist{hint}")
     try:
         state = load_file(str(weights_path))
     except Exception as exc:
-        raise CheckpointError(f"checkpoint weights {weights_path} are corrupt or not safetensors ({exc}){hint}") from exc
+        raise CheckpointError(
+            f"checkpoint weights {weights_path} are corrupt or not safetensors ({exc}){hint}"
+        ) from exc
     model = model_class(config)
     expected = model.state_dict()
     for k, v in state.items():

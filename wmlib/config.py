@@ -140,7 +140,7 @@ class DQNConfig:
     gradient_steps: int = 128
     """Gradient steps per training phase."""
     target_update_interval: int = 10
-    """Gradient steps between copies of the online network into the target network."""
+    """Environment steps between copies of the online network into the target network."""
     exploration_fraction: float = 0.16
     """Fraction of the step budget over which epsilon decays linearly."""
     exploration_final_eps: float = 0.04

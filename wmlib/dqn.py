@@ -113,7 +113,7 @@ def evaluate_q(q: QNetwork, env: gym.Env, episodes: int, seed: int) -> tuple[flo
 
 def train_dqn(
     env_name: str = "cartpole",
-    config: DQNConfig = DQNConfig(),
+    config: DQNConfig | None = None,
     *,
     max_steps: int = 60_000,
     seed: int = 0,
@@ -128,13 +128,27 @@ def train_dqn(
 
     Every `eval_every` training steps the greedy policy plays `eval_episodes` episodes in a
     separate env; those evaluation steps are counted apart (`eval_steps`), not as training steps.
+    config:    DQNConfig() when None
     target_fn: computes the Bellman target (B,) from (rewards, next_q, dones, gamma); chapter 1
                passes the learner's own.
     """
-    from wmlib.envs import make_env
-
+    config = DQNConfig() if config is None else config
     if max_steps < 1:
         raise ValueError(f"max_steps must be positive, got {max_steps}")
+    # A network this small runs fastest on one thread; several threads only spin against each other.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_dqn(env_name, config, max_steps, seed, target_fn, eval_every, eval_episodes,
+                          solved_return, stop_when_solved, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_dqn(env_name, config, max_steps, seed, target_fn, eval_every, eval_episodes, solved_return,
+               stop_when_solved, progress) -> DQNResult:
+    from wmlib.envs import make_env
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     env, eval_env = make_env(env_name), make_env(env_name)
@@ -150,7 +164,7 @@ def train_dqn(
     start = time.perf_counter()
     result = DQNResult(q, None, 0, 0, 0.0)
     s, _ = env.reset(seed=seed)
-    episode_return, gradient_steps = 0.0, 0
+    episode_return = 0.0
     decay_steps = max(1, int(config.exploration_fraction * max_steps))
     bar = tqdm(range(1, max_steps + 1), desc="DQN on real CartPole steps", unit="step", disable=not progress,
                mininterval=0.5)
@@ -181,9 +195,10 @@ def train_dqn(
                 loss.backward()
                 nn.utils.clip_grad_norm_(q.parameters(), config.max_grad_norm)
                 optimiser.step()
-                gradient_steps += 1
-                if gradient_steps % config.target_update_interval == 0:
-                    q_target.load_state_dict(q.state_dict())
+        # As in Stable-Baselines3, the interval counts environment steps: with train_freq 256 the
+        # target network stays fixed through each phase of gradient steps and is refreshed after it.
+        if step % config.target_update_interval == 0:
+            q_target.load_state_dict(q.state_dict())
 
         if step % eval_every == 0 or step == max_steps:
             mean_return, used = evaluate_q(q, eval_env, eval_episodes, seed=10_000 + step)

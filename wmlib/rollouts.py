@@ -212,7 +212,9 @@ def load_episode(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if len(obs) != T + 1:
         raise RolloutFileError(f"rollout file {path}: {obs_key} has {len(obs)} entries, expected T+1 = {T + 1}")
     if obs_key == "frames" and (obs.dtype != np.uint8 or obs.ndim != 4 or obs.shape[-1] != 3):
-        raise RolloutFileError(f"rollout file {path}: frames are {obs.shape} {obs.dtype}, expected (T+1, H, W, 3) uint8")
+        raise RolloutFileError(
+            f"rollout file {path}: frames are {obs.shape} {obs.dtype}, expected (T+1, H, W, 3) uint8"
+        )
     return episode
 
 

@@ -1,7 +1,6 @@
 """Plausible wrong answers to chapter 1's exercises. Each must be rejected by `check`."""
 
 import numpy as np
-import torch
 
 
 def dr_exponent_plus_one(rewards, gamma):

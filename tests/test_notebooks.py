@@ -1,0 +1,83 @@
+"""The chapters as a learner meets them.
+
+- Every notebook is committed clean (no outputs, no execution counts, no machine paths).
+- Every exercise cell names a registered exercise id and has a solution in tests/solutions/.
+- Every chapter runs top to bottom on a fresh kernel with its stubs replaced by the solutions, in
+  strict mode (WMLIB_STRICT=1: a solution that fails its check stops the run), in fast mode.
+
+nbval (configured in pyproject.toml) separately runs every notebook as shipped, stubs unsolved.
+"""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from wmlib.exercises import known_ids
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE = ROOT / "course"
+NOTEBOOKS = sorted(COURSE.glob("*.ipynb"))
+MACHINE_PATH = re.compile(r"(/work/|/tmp/[a-z]|/root/|/home/[a-z]|C:\\\\Users)")
+
+
+def _solutions(notebook: Path) -> dict[str, str]:
+    path = ROOT / "tests" / "solutions" / f"{notebook.stem}.py"
+    if not path.exists():
+        return {}
+    spec = importlib.util.spec_from_file_location(f"solutions_{notebook.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SOLUTIONS
+
+
+def _exercise_cells(nb):
+    return [c for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
+
+
+def test_there_are_chapters():
+    names = [p.name for p in NOTEBOOKS]
+    assert "00_start_here.ipynb" in names and "01_problem.ipynb" in names
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_clean(notebook):
+    raw = notebook.read_text()
+    nb = nbformat.reads(raw, as_version=4)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{notebook.name} cell {i} has stored outputs"
+            assert cell.execution_count is None, f"{notebook.name} cell {i} has an execution count"
+    assert not MACHINE_PATH.search(raw), f"{notebook.name} contains a machine-specific path"
+    assert json.loads(raw).get("metadata", {}).get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_cells_are_registered_and_solved(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    solutions = _solutions(notebook)
+    for cell in _exercise_cells(nb):
+        ex_id = cell.metadata.get("exercise_id")
+        assert ex_id in known_ids(), f"{notebook.name}: exercise cell names unknown id {ex_id!r}"
+        assert "raise NotImplementedError" in cell.source, f"{notebook.name}: {ex_id} cell is not a stub"
+        assert ex_id in solutions, f"tests/solutions/{notebook.stem}.py has no solution for {ex_id}"
+
+
+@pytest.mark.parametrize("notebook", [p for p in NOTEBOOKS if _exercise_cells(nbformat.read(p, as_version=4))],
+                         ids=lambda p: p.name)
+def test_chapter_runs_with_solutions_in_strict_mode(notebook, monkeypatch):
+    nb = nbformat.read(notebook, as_version=4)
+    solutions = _solutions(notebook)
+    for cell in _exercise_cells(nb):
+        cell.source = solutions[cell.metadata["exercise_id"]].strip("\n")
+    monkeypatch.setenv("WMLIB_STRICT", "1")
+    monkeypatch.setenv("WMLIB_FAST", "1")
+    client = NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(COURSE)}})
+    client.execute()  # raises CellExecutionError naming the cell if anything fails
+    reports = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
+    assert not reports
