@@ -160,3 +160,33 @@ def test_process_pool_matches_serial_in_the_real_pixel_env(checkpoints):
     np.testing.assert_array_equal(serial.returns, pooled.returns)
     np.testing.assert_array_equal(serial.steps, pooled.steps)
     assert serial.steps.min() >= 1
+
+
+def test_cli_trains_saves_resumes_and_evaluates(checkpoints, tmp_path, capsys):
+    import json
+
+    from wmlib.agent import load_controller
+    from wmlib.cli import main
+
+    vae, mdn = checkpoints
+    out, work = tmp_path / "ctrl", tmp_path / "es"
+
+    def train(generations):
+        return main(["train-controller", "--env", "cartpole-pixels", "--vae", str(vae), "--mdnrnn", str(mdn),
+                     "--out", str(out), "--population", "4", "--rollouts", "1",
+                     "--generations", str(generations), "--max-steps", "15", "--select-episodes", "1",
+                     "--eval-episodes", "2", "--workers", "1", "--work", str(work)])
+
+    assert train(2) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["generations"] == 2 and summary["parameters"] == Z + H + 1
+    assert summary["training_env_steps"] >= 4 * 2 and summary["evaluation"]["episodes"] == 2
+    c = load_controller(str(out))
+    assert c.config.h_dim == H and "train-controller" in c.checkpoint_metadata["command"]
+    assert train(3) == 0  # the same work checkpoint: continues from generation 2
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["generations"] == 3
+    assert main(["evaluate", "--controller", str(out), "--episodes", "2", "--workers", "1",
+                 "--max-steps", "15"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["episodes"] == 2 and 1 <= result["mean"] <= 15

@@ -241,6 +241,11 @@ def test_checkpoint_for_another_run_is_refused(tmp_path):
         _run(sphere, 4, generations=2, checkpoint=stem)
     with pytest.raises(CheckpointError, match="delete it to start over"):
         _run(sphere, 3, generations=2, checkpoint=stem, seed=1)
+    with pytest.raises(CheckpointError, match="delete it to start over"):
+        _run(sphere, 3, generations=2, checkpoint=stem, population_size=12)
+    longer = train_cmaes(SerialEvaluator(sphere), np.zeros(3), _config(generations=3), checkpoint=stem,
+                         progress=False)
+    assert len(longer.history) == 3  # a config asking for more generations extends the run
     (tmp_path / "es.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match="cannot read"):
         _run(sphere, 3, generations=4, checkpoint=stem)

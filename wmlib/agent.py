@@ -192,3 +192,136 @@ def controller_rollout_for(env_name: str, vae: str | Path, mdnrnn: str | Path | 
     h_dim = int(read_metadata(stem(str(mdnrnn), "mdnrnn"))["config"]["hidden_size"]) if use_h else 0
     return ControllerRollout(env_name, str(vae), None if mdnrnn is None else str(mdnrnn),
                              controller_config_for(env_name, z_dim, h_dim), max_steps=max_steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and evaluating C in the real environment
+# ---------------------------------------------------------------------------------------------
+
+
+def make_evaluator(rollout_fn, workers: int | None = None):
+    """A ProcessPoolEvaluator over `workers` processes (None: every core), or serial for workers=1."""
+    from wmlib.cmaes import ProcessPoolEvaluator, SerialEvaluator
+
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    return SerialEvaluator(rollout_fn) if workers == 1 else ProcessPoolEvaluator(rollout_fn, workers)
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+    """Returns and real env steps of one controller over several episodes."""
+
+    returns: np.ndarray
+    steps: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.returns))
+
+    @property
+    def env_steps(self) -> int:
+        return int(np.sum(self.steps))
+
+    def summary(self) -> dict:
+        return {"episodes": len(self.returns), "mean": round(self.mean, 2), "std": round(self.std, 2),
+                "min": float(np.min(self.returns)), "max": float(np.max(self.returns)),
+                "env_steps": self.env_steps}
+
+
+EVAL_SEED_START = 1_000_000
+"""Evaluation episodes use seeds EVAL_SEED_START, +1, ...; training draws its own from CMA-ES's rng."""
+
+
+def evaluate_controller(evaluator, params: np.ndarray, episodes: int = 100, *,
+                        seed_start: int = EVAL_SEED_START, progress: bool = True,
+                        desc: str = "evaluating C in the real env") -> EvaluationResult:
+    """Play `episodes` episodes with one parameter vector (seeds seed_start, seed_start + 1, ...)."""
+    from tqdm.auto import tqdm
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    params = np.asarray(params, dtype=np.float64)[None]
+    returns, steps = [], []
+    seeds = list(range(seed_start, seed_start + episodes))
+    chunk = 10
+    with tqdm(total=episodes, desc=desc, unit="episode", disable=not progress) as bar:
+        for i in range(0, episodes, chunk):
+            ev = evaluator(params, seeds[i : i + chunk])
+            returns.extend(ev.returns[0].tolist())
+            steps.extend(ev.steps[0].tolist())
+            bar.update(len(seeds[i : i + chunk]))
+            bar.set_postfix(mean=f"{np.mean(returns):.1f}")
+    return EvaluationResult(np.asarray(returns), np.asarray(steps, dtype=np.int64))
+
+
+@dataclasses.dataclass
+class ControllerTrainResult:
+    """What `train_controller` returns.
+
+    controller: the LinearController with the picked parameters
+    cma:        the CMA-ES result (history per generation, best candidate, final mean)
+    picked:     "best" (the best candidate seen) or "mean" (the final centre of the search)
+    selection:  {"best": EvaluationResult, "mean": EvaluationResult} on fresh seeds, used to pick
+    """
+
+    controller: LinearController
+    cma: object
+    picked: str
+    selection: dict
+
+    @property
+    def training_env_steps(self) -> int:
+        return self.cma.total_env_steps
+
+    @property
+    def selection_env_steps(self) -> int:
+        return sum(r.env_steps for r in self.selection.values())
+
+
+def train_controller(rollout_fn: ControllerRollout, config=None, *, seed: int = 0,
+                     generations: int | None = None, evaluator=None, target_fitness: float | None = None,
+                     checkpoint=None, select_episodes: int = 8, record: bool = False,
+                     progress: bool = True) -> ControllerTrainResult:
+    """Train C with CMA-ES in the real env, then pick between the best candidate and the final mean.
+
+    The best candidate's fitness is a maximum over noisy estimates (optimistic); the mean of the
+    search distribution is often the more robust policy. Both play `select_episodes` fresh
+    episodes (seeds after the evaluation range's) and the better one is kept.
+    evaluator: from make_evaluator (default: a serial one); config: CMAESConfig.
+    """
+    from wmlib.cmaes import SerialEvaluator, train_cmaes
+    from wmlib.config import CMAESConfig
+
+    config = CMAESConfig() if config is None else config
+    evaluator = SerialEvaluator(rollout_fn) if evaluator is None else evaluator
+    controller = LinearController(rollout_fn.controller)
+    cma_result = train_cmaes(evaluator, np.zeros(controller.num_params), config, seed=seed,
+                             generations=generations, target_fitness=target_fitness, checkpoint=checkpoint,
+                             record=record, progress=progress, desc="CMA-ES generations (real env)")
+    selection = {}
+    for name, params in (("best", cma_result.best_params), ("mean", cma_result.mean)):
+        selection[name] = evaluate_controller(evaluator, params, select_episodes,
+                                              seed_start=2 * EVAL_SEED_START, progress=progress,
+                                              desc=f"checking the {name} candidate")
+    picked = "best" if selection["best"].mean >= selection["mean"].mean else "mean"
+    controller.set_flat_params(cma_result.best_params if picked == "best" else cma_result.mean)
+    return ControllerTrainResult(controller, cma_result, picked, selection)
+
+
+def load_controller(name: str):
+    """A shipped C by name ("cartpole", "cartpole_zonly", ...: assets/NAME_controller) or a path stem."""
+    from wmlib.checkpoints import CheckpointError, assets_dir, load_checkpoint
+
+    stem = Path(name) if ("/" in str(name) or str(name).endswith((".json", ".safetensors"))) \
+        else assets_dir() / f"{name}_controller"
+    if stem.suffix in {".safetensors", ".json"}:
+        stem = stem.with_suffix("")
+    if not stem.with_suffix(".json").is_file():
+        raise CheckpointError(f"controller checkpoint {stem.with_suffix('.json')} does not exist; train one "
+                              "with `python -m wmlib train-controller` (assets/README.md has the command)")
+    return load_checkpoint(LinearController, ControllerConfig, stem)

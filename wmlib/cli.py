@@ -238,6 +238,125 @@ def _train_mdnrnn(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# train-controller and evaluate (C, chapter 4)
+# ---------------------------------------------------------------------------------------------
+
+
+def _agent_parts_args(p, required: bool = True):
+    p.add_argument("--env", required=required, choices=("cartpole-pixels", "carracing"))
+    p.add_argument("--vae", required=required, help="'cartpole'/'carracing' (shipped) or a checkpoint stem")
+    p.add_argument("--mdnrnn", default=None, help="'cartpole'/'carracing' (shipped) or a checkpoint stem")
+    p.add_argument("--workers", type=int, default=None,
+                   help="rollout processes (default: every core; 1: serial)")
+    p.add_argument("--max-steps", type=int, default=None, help="cut episodes after this many steps")
+
+
+def _train_controller_args(p):
+    _agent_parts_args(p)
+    p.add_argument("--out", required=True, help="path stem of the trained controller (.safetensors, .json)")
+    p.add_argument("--z-only", action="store_true", help="the paper's 'V only' ablation: C reads z, not h")
+    p.add_argument("--population", type=int, default=16, help="CMA-ES candidates per generation")
+    p.add_argument("--rollouts", type=int, default=4, help="episodes per candidate (fitness = mean return)")
+    p.add_argument("--generations", type=int, default=30)
+    p.add_argument("--sigma0", type=float, default=0.1, help="initial CMA-ES step size")
+    p.add_argument("--rank-shaping", action="store_true", help="tell CMA-ES centred ranks, not returns")
+    p.add_argument("--target", type=float, default=None, help="stop once a generation's best reaches this")
+    p.add_argument("--select-episodes", type=int, default=8,
+                   help="episodes to pick between the best candidate and the final mean")
+    p.add_argument("--eval-episodes", type=int, default=100, help="final evaluation episodes (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default=None,
+                   help="stem of the resumable CMA-ES checkpoint (default data/checkpoints/<out name>_es)")
+
+
+@command("train-controller", "train C with CMA-ES in the real env (V and M fixed); resumes if interrupted")
+@_args(_train_controller_args)
+def _train_controller(args) -> int:
+    from pathlib import Path
+
+    from wmlib.agent import controller_rollout_for, evaluate_controller, make_evaluator, train_controller
+    from wmlib.checkpoints import save_checkpoint
+    from wmlib.config import CMAESConfig
+
+    rollout_fn = controller_rollout_for(args.env, args.vae, args.mdnrnn, use_h=not args.z_only,
+                                        max_steps=args.max_steps)
+    config = CMAESConfig(population_size=args.population, rollouts_per_candidate=args.rollouts,
+                         sigma0=args.sigma0, generations=args.generations, rank_shaping=args.rank_shaping)
+    work = Path(args.work) if args.work else Path("data") / "checkpoints" / f"{Path(args.out).name}_es"
+    cmd = (f"python -m wmlib train-controller --env {args.env} --vae {args.vae}"
+           + (f" --mdnrnn {args.mdnrnn}" if args.mdnrnn else "") + (" --z-only" if args.z_only else "")
+           + f" --out {args.out} --population {args.population} --rollouts {args.rollouts}"
+           f" --generations {args.generations} --sigma0 {args.sigma0:g}"
+           + (" --rank-shaping" if args.rank_shaping else "")
+           + (f" --target {args.target:g}" if args.target is not None else "")
+           + (f" --max-steps {args.max_steps}" if args.max_steps else "")
+           + f" --select-episodes {args.select_episodes} --eval-episodes {args.eval_episodes}"
+           f" --seed {args.seed}")
+    print(f"training C ({rollout_fn.controller}) with: {cmd}", flush=True)
+    with make_evaluator(rollout_fn, args.workers) as evaluator:
+        result = train_controller(rollout_fn, config, seed=args.seed, evaluator=evaluator,
+                                  target_fitness=args.target, checkpoint=work,
+                                  select_episodes=args.select_episodes)
+        final = (evaluate_controller(evaluator, result.controller.get_flat_params(), args.eval_episodes)
+                 if args.eval_episodes > 0 else None)
+    summary = {
+        "parameters": result.controller.num_params,
+        "generations": len(result.cma.history),
+        "picked": result.picked,
+        "training_env_steps": result.training_env_steps,
+        "selection_env_steps": result.selection_env_steps,
+        "selection": {k: v.summary() for k, v in result.selection.items()},
+        "evaluation": final.summary() if final is not None else None,
+        "wall_time_s": round(result.cma.history[-1]["wall_s"], 1),
+    }
+    meta = dict(summary, command=cmd, seed=args.seed, env=args.env, vae=args.vae, mdnrnn=args.mdnrnn,
+                cmaes=dataclasses_asdict(config), history=result.cma.history)
+    paths = save_checkpoint(result.controller, result.controller.config, args.out, metadata=meta)
+    print(json.dumps(dict(summary, wrote=[str(p) for p in paths])))
+    return 0
+
+
+def dataclasses_asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def _evaluate_args(p):
+    _agent_parts_args(p, required=False)
+    p.add_argument("--controller", required=True, help="'cartpole' (assets/cartpole_controller) or a stem")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed-start", type=int, default=None,
+                   help="first episode seed (default: wmlib's evaluation range)")
+
+
+@command("evaluate", "play a trained V+M+C agent in the real env and report its mean return")
+@_args(_evaluate_args)
+def _evaluate(args) -> int:
+    from wmlib.agent import (
+        EVAL_SEED_START,
+        ControllerRollout,
+        evaluate_controller,
+        load_controller,
+        make_evaluator,
+    )
+
+    controller = load_controller(args.controller)
+    meta = controller.checkpoint_metadata
+    env = args.env or meta.get("env")
+    vae = args.vae or meta.get("vae")
+    mdnrnn = args.mdnrnn or meta.get("mdnrnn")
+    if env is None or vae is None:
+        raise ValueError("this controller's metadata does not name its env and V: pass --env and --vae")
+    rollout_fn = ControllerRollout(env, vae, mdnrnn, controller.config, max_steps=args.max_steps)
+    with make_evaluator(rollout_fn, args.workers) as evaluator:
+        first = EVAL_SEED_START if args.seed_start is None else args.seed_start
+        result = evaluate_controller(evaluator, controller.get_flat_params(), args.episodes, seed_start=first)
+    print(json.dumps(dict(result.summary(), controller=args.controller, env=env, vae=vae, mdnrnn=mdnrnn)))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:

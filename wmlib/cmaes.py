@@ -400,7 +400,7 @@ def train_cmaes(
     generations: overrides config.generations (the total, counting generations done before a resume)
     target_fitness: stop after the first generation whose best candidate reaches it
     checkpoint:  path stem; written after every generation, and resumed from when it exists
-                 (the config and dimension must match)
+                 (the dimension, seed and config must match, except the number of generations)
     record:      keep each generation's population and distribution in `result.trace`
     """
     config = CMAESConfig() if config is None else config
@@ -412,7 +412,9 @@ def train_cmaes(
 
     if checkpoint is not None and _checkpoint_paths(checkpoint)[1].exists():
         meta, arrays = load_es_checkpoint(checkpoint)
-        if meta["dimension"] != len(x0) or meta["config"] != asdict(config) or meta["seed"] != seed:
+        same = {k: v for k, v in asdict(config).items() if k != "generations"}  # a run may be extended
+        saved = {k: v for k, v in meta["config"].items() if k != "generations"}
+        if meta["dimension"] != len(x0) or saved != same or meta["seed"] != seed:
             raise CheckpointError(
                 f"the CMA-ES checkpoint {checkpoint} was made for dimension {meta['dimension']}, seed "
                 f"{meta['seed']} and config {meta['config']}, not for {len(x0)}, {seed} and "
