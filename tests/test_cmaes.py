@@ -68,7 +68,7 @@ def deadline(seconds):
 
 def _run(fn, dim, **kw):
     """train_cmaes, serial, from zeros, quietly; kw go to train_cmaes or else to _config."""
-    names = ("seed", "generations", "checkpoint", "target_fitness", "record")
+    names = ("seed", "generations", "checkpoint", "target_fitness", "max_env_steps", "record")
     run_kw = {"seed": 0, **{k: kw.pop(k) for k in names if k in kw}}
     return train_cmaes(SerialEvaluator(fn), np.zeros(dim), _config(**kw), progress=False, **run_kw)
 
@@ -254,6 +254,12 @@ def test_checkpoint_for_another_run_is_refused(tmp_path):
 def test_target_fitness_stops_early():
     r = _run(sphere, 3, generations=200, target_fitness=-0.01)
     assert len(r.history) < 200 and r.history[-1]["best"] >= -0.01
+
+
+def test_env_step_budget_stops_the_run():
+    r = _run(noisy_sphere, 3, generations=50, rollouts_per_candidate=2, max_env_steps=1000)
+    steps = [h["total_env_steps"] for h in r.history]
+    assert steps[-1] >= 1000 and steps[-2] < 1000 and len(r.history) < 50
 
 
 def test_record_keeps_the_search_distribution():

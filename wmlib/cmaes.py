@@ -386,6 +386,7 @@ def train_cmaes(
     seed: int = 0,
     generations: int | None = None,
     target_fitness: float | None = None,
+    max_env_steps: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     record: bool = False,
     progress: bool = True,
@@ -399,6 +400,7 @@ def train_cmaes(
                  (None: CMAESConfig(), the paper's car settings)
     generations: overrides config.generations (the total, counting generations done before a resume)
     target_fitness: stop after the first generation whose best candidate reaches it
+    max_env_steps: stop after the generation that brings the real env steps to this budget
     checkpoint:  path stem; written after every generation, and resumed from when it exists
                  (the dimension, seed and config must match, except the number of generations)
     record:      keep each generation's population and distribution in `result.trace`
@@ -457,6 +459,8 @@ def train_cmaes(
         if checkpoint is not None:
             save_es_checkpoint(checkpoint, es, result, config, seed)
         if target_fitness is not None and fitness.max() >= target_fitness:
+            break
+        if max_env_steps is not None and result.total_env_steps >= max_env_steps:
             break
     bar.close()
     return result

@@ -178,6 +178,10 @@ class CourseSizes:
     """Chapters 4 and 5: CMA-ES population size."""
     cma_rollouts: int
     """Chapters 4 and 5: rollouts per candidate."""
+    controller_env_steps: int = 30_000
+    """Chapter 4: budget of real env steps for training C in the notebook (pixel CartPole)."""
+    controller_eval_episodes: int = 10
+    """Chapter 4: real episodes per evaluation of a controller in the notebook."""
 
 
 DEFAULT_SIZES = CourseSizes(
@@ -204,6 +208,8 @@ FAST_SIZES = CourseSizes(
     cma_generations=2,
     cma_population=6,
     cma_rollouts=1,
+    controller_env_steps=600,
+    controller_eval_episodes=2,
 )
 
 
