@@ -267,6 +267,19 @@ mu, logvar (T+1, Z) float32 from V; actions (T,) ints (discrete) or (T, A) float
 terminated (T,) bool. In memory, actions are always (T, A) float32 (one-hot when discrete)."""
 
 
+def as_action_vectors(actions: np.ndarray, action_dim: int) -> np.ndarray:
+    """Actions as M reads them, (T, A) float32: one-hot for discrete actions (T,) ints, as-is for (T, A)."""
+    actions = np.asarray(actions)
+    if actions.ndim == 1:
+        if len(actions) and (actions.min() < 0 or actions.max() >= action_dim):
+            raise ValueError(f"discrete actions {actions.min()}..{actions.max()} do not fit "
+                             f"action_dim = {action_dim}")
+        return np.eye(action_dim, dtype=np.float32)[actions.astype(np.int64)]
+    if actions.ndim != 2 or actions.shape[1] != action_dim:
+        raise ValueError(f"actions are {actions.shape}, expected (T,) discrete or (T, {action_dim})")
+    return actions.astype(np.float32)
+
+
 def load_latent_episodes(source: str | os.PathLike | Sequence[str | os.PathLike],
                          action_dim: int | None = None) -> list[dict[str, np.ndarray]]:
     """Read encoded episodes (a directory of .npz files, or a list of files) into memory.
@@ -296,17 +309,13 @@ def load_latent_episodes(source: str | os.PathLike | Sequence[str | os.PathLike]
         if episode["mu"].shape[0] != T + 1 or episode["logvar"].shape != episode["mu"].shape:
             raise ValueError(f"{path}: mu {episode['mu'].shape} and logvar {episode['logvar'].shape} "
                              f"should be (T+1, Z) = ({T + 1}, Z) for {T} actions")
-        actions = episode["actions"]
-        if actions.ndim == 1:
-            if action_dim is None:
-                raise ValueError(f"{path} holds discrete actions: pass action_dim to one-hot encode them")
-            if T and (actions.min() < 0 or actions.max() >= action_dim):
-                raise ValueError(f"{path}: discrete actions {actions.min()}..{actions.max()} do not fit "
-                                 f"action_dim = {action_dim}")
-            actions = np.eye(action_dim, dtype=np.float32)[actions.astype(np.int64)]
-        elif action_dim is not None and actions.shape[1] != action_dim:
-            raise ValueError(f"{path}: actions are {actions.shape}, expected (T, {action_dim})")
-        episode["actions"] = actions.astype(np.float32).reshape(T, -1)
+        if episode["actions"].ndim == 1 and action_dim is None:
+            raise ValueError(f"{path} holds discrete actions: pass action_dim to one-hot encode them")
+        try:
+            width = action_dim if action_dim is not None else episode["actions"].shape[1]
+            episode["actions"] = as_action_vectors(episode["actions"], width)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         episode["mu"] = episode["mu"].astype(np.float32)
         episode["logvar"] = episode["logvar"].astype(np.float32)
         episode["rewards"] = episode["rewards"].astype(np.float32)
@@ -315,6 +324,27 @@ def load_latent_episodes(source: str | os.PathLike | Sequence[str | os.PathLike]
     if not episodes:
         raise ValueError("no encoded episodes given")
     return episodes
+
+
+def encode_episodes(vae, episodes: Sequence[dict[str, np.ndarray]], action_dim: int,
+                    progress: bool = False) -> list[dict[str, np.ndarray]]:
+    """Encode in-memory episodes (`wmlib.rollouts.load_episode` / `play_episode` dicts with frames)
+    with V into what M trains on: mu, logvar (T+1, Z), actions (T, A) float32, rewards, terminated.
+
+    vae: a wmlib.vae.ConvVAE. For files on disk, `python -m wmlib encode` does the same once.
+    """
+    from wmlib.vae import encode_frames
+
+    out = []
+    for ep in tqdm(episodes, desc="encoding episodes with V", unit="episode", disable=not progress):
+        if "frames" not in ep:
+            raise ValueError(f"episodes need frames to encode; got keys {sorted(ep)}")
+        mu, logvar = encode_frames(vae, ep["frames"])
+        out.append({"mu": mu.numpy(), "logvar": logvar.numpy(),
+                    "actions": as_action_vectors(ep["actions"], action_dim),
+                    "rewards": np.asarray(ep["rewards"], np.float32),
+                    "terminated": np.asarray(ep["terminated"], bool)})
+    return out
 
 
 def cut_windows(episodes: Sequence[dict[str, np.ndarray]], seq_len: int,
