@@ -132,7 +132,7 @@ def _train_vae(args) -> int:
            f"--seed {args.seed} --z-dim {args.z_dim} --batch-size {args.batch_size} --lr {args.lr:g} "
            f"--kl-tolerance {args.kl_tolerance:g}"
            + (f" --max-frames-per-epoch {args.max_frames_per_epoch}" if args.max_frames_per_epoch else "")
-           + (" --half" if args.half else ""))
+           + (" --half" if args.half else "") + (f" --threads {args.threads}" if args.threads else ""))
     meta = {"command": cmd, "rollouts": str(args.rollouts), "torch": torch.__version__}
     result = train_vae(args.rollouts, config, epochs=args.epochs, seed=args.seed, checkpoint=work,
                        metadata=meta, max_frames_per_epoch=args.max_frames_per_epoch)
