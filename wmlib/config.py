@@ -116,6 +116,22 @@ class CMAESConfig:
 
 
 @dataclass(frozen=True)
+class DreamConfig:
+    """The dream: M run on its own samples as an environment (wmlib/dream.py, chapter 5)."""
+
+    temperature: float = 1.0
+    """tau of mdn_sample: below 1 a calmer, more predictable dream, above 1 a wilder one."""
+    done_threshold: float | None = 0.5
+    """The dream ends when M's done probability exceeds this (the paper's code); None samples the end."""
+    max_steps: int = 1000
+    """Dream episodes are truncated after this many steps, like the real env's time limit."""
+    reward: str = "auto"
+    """"survival" (+1 per step alive), "model" (M's reward head), or "auto" (the head if M has one)."""
+    sample_start: bool = True
+    """Start from z_0 ~ N(mu, sigma^2) of a real first frame (False: its mean mu)."""
+
+
+@dataclass(frozen=True)
 class DQNConfig:
     """A small DQN for CartPole state vectors (chapter 1's model-free baseline).
 

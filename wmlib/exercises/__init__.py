@@ -13,6 +13,7 @@ from wmlib.exercises import ch01  # noqa: F401  (registers the chapter's exercis
 from wmlib.exercises import ch02  # noqa: F401
 from wmlib.exercises import ch03  # noqa: F401
 from wmlib.exercises import ch04  # noqa: F401
+from wmlib.exercises import ch05  # noqa: F401
 from wmlib.exercises._core import (
     CheckResult,
     ExerciseError,

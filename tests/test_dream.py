@@ -1,0 +1,332 @@
+"""The dream (wmlib/dream.py) with tiny untrained V and M standing in for the trained ones."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from wmlib.cmaes import train_cmaes
+from wmlib.config import CMAESConfig, DreamConfig, MDNRNNConfig, VAEConfig
+from wmlib.controller import LinearController, controller_config_for
+from wmlib.dream import (
+    BatchedDream,
+    DreamEnv,
+    DreamEvaluator,
+    StartLatents,
+    dream_rollouts,
+    make_dream,
+    masked_returns,
+    mdn_sample_from_noise,
+    start_latents,
+)
+from wmlib.mdnrnn import MDNRNN, mdn_sample
+from wmlib.vae import ConvVAE, decode_latents
+
+Z, H = 4, 8
+# check_env only warns about these: z, a Gaussian sample, is unbounded by nature.
+ALLOWED_WARNINGS = ("minimum value is -infinity", "maximum value is infinity")
+
+
+def tiny_mdnrnn(action_dim=2, seed=1, done_bias=-0.5, reward=False):
+    torch.manual_seed(seed)
+    m = MDNRNN(MDNRNNConfig(z_dim=Z, action_dim=action_dim, hidden_size=H, num_mixtures=3, predict_done=True,
+                            predict_reward=reward)).eval()
+    with torch.no_grad():
+        m.done_head.weight.mul_(4.0)  # make the end depend strongly on the memory
+        m.done_head.bias.fill_(done_bias)
+    return m
+
+
+def tiny_starts(n=5, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    return StartLatents(torch.randn(n, Z, generator=g), torch.randn(n, Z, generator=g) * 0.2 - 1.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny batches run fastest on one thread, and the shared CPU is busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_params(n, env_name="cartpole-pixels", seed=3, scale=2.0):
+    c = controller_config_for(env_name, Z, H)
+    P = LinearController(c).num_params
+    return c, np.random.default_rng(seed).normal(size=(n, P)) * scale
+
+
+def checked(env):
+    allowed = ALLOWED_WARNINGS + (("not having a spec",) if env.spec is None else ())  # made without gym.make
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)
+    unexpected = [str(w.message) for w in caught if not any(a in str(w.message) for a in allowed)]
+    assert not unexpected, unexpected
+
+
+def trajectory(env, seed, actions):
+    obs, info = env.reset(seed=seed)
+    out = [obs]
+    for a in actions:
+        obs, reward, terminated, truncated, _ = env.step(a)
+        out.append(obs)
+        if terminated or truncated:
+            break
+    return np.stack(out)
+
+
+# --- Gymnasium's contract -----------------------------------------------------------------------
+
+
+def test_dream_env_passes_check_env_cartpole():
+    torch.manual_seed(0)
+    vae = ConvVAE(VAEConfig(z_dim=Z)).eval()
+    checked(make_dream("cartpole-pixels", tiny_mdnrnn(), tiny_starts(), vae=vae, render_mode="rgb_array"))
+
+
+def test_dream_env_passes_check_env_made_through_gymnasium():
+    """Through gym.make the env has a spec, so check_env also remakes it and tests close()."""
+    gym.register("wmlib-test/Dream-v0", entry_point=DreamEnv)
+    torch.manual_seed(0)
+    vae = ConvVAE(VAEConfig(z_dim=Z)).eval()
+    try:
+        env = gym.make("wmlib-test/Dream-v0", mdnrnn=tiny_mdnrnn(action_dim=3), starts=tiny_starts(), vae=vae,
+                       action_space=gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.ones(3, np.float32)))
+        checked(env.unwrapped)
+    finally:
+        gym.registry.pop("wmlib-test/Dream-v0")
+
+
+def test_observation_is_z_then_h_and_render_decodes_z():
+    torch.manual_seed(0)
+    vae = ConvVAE(VAEConfig(z_dim=Z)).eval()
+    env = make_dream("cartpole-pixels", tiny_mdnrnn(), tiny_starts(), vae=vae, render_mode="rgb_array")
+    obs, info = env.reset(seed=4)
+    assert obs.shape == (Z + H,) and obs.dtype == np.float32
+    assert np.all(obs[Z:] == 0), "the memory starts empty"
+    obs, *_ = env.step(1)
+    np.testing.assert_array_equal(obs[:Z], env.z.numpy())
+    np.testing.assert_array_equal(obs[Z:], env.h.numpy())
+    assert np.abs(obs[Z:]).max() > 0 and np.abs(obs[Z:]).max() < 1
+    frame = env.render()
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+    np.testing.assert_array_equal(frame, decode_latents(vae, env.z)[0])
+
+
+# --- determinism ----------------------------------------------------------------------------------
+
+
+def test_same_seed_same_dream_different_seed_different_dream():
+    env = make_dream("cartpole-pixels", tiny_mdnrnn(done_bias=-6.0), tiny_starts(), DreamConfig(max_steps=40))
+    actions = np.random.default_rng(0).integers(0, 2, 40)
+    a, b, c = trajectory(env, 7, actions), trajectory(env, 7, actions), trajectory(env, 8, actions)
+    np.testing.assert_array_equal(a, b)
+    assert len(a) == 41, "with a confident 'not done' the dream runs to its step limit"
+    assert a.shape != c.shape or not np.allclose(a, c)
+
+
+def test_unseeded_resets_continue_the_seeded_sequence():
+    envs = [make_dream("cartpole-pixels", tiny_mdnrnn(), tiny_starts(), DreamConfig(max_steps=15)) for _ in "ab"]
+    runs = []
+    for env in envs:
+        env.reset(seed=11)
+        episodes = [trajectory(env, None, [1] * 15) for _ in range(3)]
+        runs.append(episodes)
+    for x, y in zip(*runs, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(runs[0][0][0], runs[0][1][0]) or not np.array_equal(runs[0][1][0], runs[0][2][0])
+
+
+def test_temperature_changes_the_dream_and_start_option_picks_the_start():
+    starts = tiny_starts()
+    cold = make_dream("cartpole-pixels", tiny_mdnrnn(), starts, DreamConfig(temperature=0.1, sample_start=False))
+    obs, info = cold.reset(seed=0, options={"start": 3})
+    assert info["start"] == 3
+    np.testing.assert_allclose(obs[:Z], starts.mu[3].numpy())
+    hot = make_dream("cartpole-pixels", tiny_mdnrnn(), starts, DreamConfig(temperature=2.0, sample_start=False))
+    hot.reset(seed=0, options={"start": 3})
+    assert not np.allclose(cold.step(1)[0], hot.step(1)[0])
+
+
+# --- the batched dream equals DreamEnv, row by row -------------------------------------------------
+
+
+@pytest.mark.parametrize("done_threshold, done_bias", [(0.5, -0.5), (None, -3.0)])
+def test_batched_dream_equals_step_by_step_dream_env(done_threshold, done_bias):
+    m, starts = tiny_mdnrnn(done_bias=done_bias), tiny_starts()
+    config = DreamConfig(max_steps=60, done_threshold=done_threshold)
+    controller_config, params = random_params(3)
+    seeds = [5, 6, 7, 8]
+    batched = dream_rollouts(m, starts, controller_config, params, seeds, config, record=True)
+    env = make_dream("cartpole-pixels", m, starts, config)
+    controller = LinearController(controller_config)
+    lengths = set()
+    for i in range(len(params)):
+        controller.set_flat_params(params[i])
+        for j, seed in enumerate(seeds):
+            obs, _ = env.reset(seed=seed)
+            zs, total, steps = [obs[:Z]], 0.0, 0
+            while True:
+                obs, reward, terminated, truncated, _ = env.step(controller.act(obs[:Z], obs[Z:]))
+                zs.append(obs[:Z])
+                total += reward
+                steps += 1
+                if terminated or truncated:
+                    break
+            row = i * len(seeds) + j
+            assert batched.steps[i, j] == steps and batched.returns[i, j] == total
+            np.testing.assert_allclose(batched.z[row, : steps + 1].numpy(), np.stack(zs), rtol=1e-5, atol=1e-5)
+            lengths.add(steps)
+    assert len(lengths) > 2, f"the test needs dreams of different lengths, got {lengths}"
+
+
+def test_a_dream_does_not_depend_on_its_batch_mates():
+    m, starts = tiny_mdnrnn(), tiny_starts()
+    controller_config, params = random_params(4)
+    together = dream_rollouts(m, starts, controller_config, params, [1, 2, 3], record=True)
+    alone = dream_rollouts(m, starts, controller_config, params[2:3], [2], record=True)
+    assert together.returns[2, 1] == alone.returns[0, 0]
+    T = int(alone.steps[0, 0])
+    np.testing.assert_allclose(together.z[2 * 3 + 1, : T + 1], alone.z[0, : T + 1], rtol=1e-5, atol=1e-5)
+
+
+def test_returns_are_masked_after_each_dreams_end():
+    m, starts = tiny_mdnrnn(done_bias=-3.0), tiny_starts()
+    controller_config, params = random_params(5)
+    config = DreamConfig(max_steps=200, done_threshold=None)
+    r = dream_rollouts(m, starts, controller_config, params, [0, 1, 2], config, record=True)
+    assert r.rewards.shape[1] == r.steps.max() < 200, "the batch stops once its last dream has ended"
+    np.testing.assert_array_equal(r.returns, r.steps), "survival: +1 per step, the last one included"
+    np.testing.assert_array_equal(masked_returns(r.rewards, r.dones).view(5, 3).numpy(), r.returns)
+    assert r.steps.min() < r.steps.max()
+
+
+def test_step_limit_truncates():
+    m = tiny_mdnrnn(done_bias=-30.0)
+    controller_config, params = random_params(2)
+    r = dream_rollouts(m, tiny_starts(), controller_config, params, [0], DreamConfig(max_steps=25))
+    np.testing.assert_array_equal(r.steps, 25)
+    env = make_dream("cartpole-pixels", m, tiny_starts(), DreamConfig(max_steps=3))
+    env.reset(seed=0)
+    assert [env.step(0)[3] for _ in range(3)] == [False, False, True]
+
+
+def test_model_reward_comes_from_the_reward_head():
+    m = tiny_mdnrnn(reward=True)
+    with torch.no_grad():
+        m.reward_head.weight.zero_()
+        m.reward_head.bias.fill_(0.25)
+    env = make_dream("cartpole-pixels", m, tiny_starts())
+    env.reset(seed=0)
+    assert env.step(1)[1] == pytest.approx(0.25)
+    survival = make_dream("cartpole-pixels", m, tiny_starts(), DreamConfig(reward="survival"))
+    survival.reset(seed=0)
+    assert survival.step(1)[1] == 1.0
+
+
+def test_inverse_cdf_sampling_matches_mdn_sample_and_the_tempered_mixture():
+    g = torch.Generator().manual_seed(0)
+    log_pi = torch.log_softmax(torch.tensor([[0.0, 1.0, -1.0]]), -1).expand(200_000, 3)
+    mu = torch.tensor([[-2.0, 0.5, 3.0]]).expand(200_000, 3)
+    log_sigma = torch.log(torch.tensor([[0.2, 0.25, 0.15]])).expand(200_000, 3)
+    for tau in (0.5, 1.0, 1.5):
+        p = torch.softmax(log_pi[0] / tau, -1)
+        mean = (p * mu[0]).sum()
+        var = (p * (log_sigma[0].exp() ** 2 * tau + mu[0] ** 2)).sum() - mean**2
+        ours = mdn_sample_from_noise(log_pi, mu, log_sigma, tau, torch.rand(200_000, generator=g),
+                                     torch.randn(200_000, generator=g))
+        theirs = mdn_sample(log_pi, mu, log_sigma, tau, generator=g)
+        for x in (ours, theirs):
+            assert abs(x.mean() - mean) < 0.02 and abs(x.var() - var) < 0.05
+        # the share of samples near each component's mean follows the tempered weights
+        near = torch.stack([(ours - m).abs() < 1.0 for m in mu[0]]).float().mean(1)
+        torch.testing.assert_close(near, p, atol=0.01, rtol=0)
+
+
+# --- the evaluator trains a controller inside the dream -----------------------------------------
+
+
+def handmade_m():
+    """An M whose dream ends at once after 'push left' and goes on forever after 'push right'."""
+    m = MDNRNN(MDNRNNConfig(z_dim=Z, action_dim=2, hidden_size=H, num_mixtures=2, predict_done=True)).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        Hs = H
+        b = m.lstm.bias_ih_l0  # gates i, f, g, o
+        b[:Hs].fill_(10.0)  # input gate open
+        b[Hs : 2 * Hs].fill_(-10.0)  # forget the past
+        b[3 * Hs :].fill_(10.0)  # output gate open
+        m.lstm.weight_ih_l0[2 * Hs, Z + 0] = -3.0  # g_0 < 0 after "left"
+        m.lstm.weight_ih_l0[2 * Hs, Z + 1] = 3.0  # g_0 > 0 after "right"
+        m.done_head.weight[0, 0] = -20.0  # done when h_0 < 0
+    return m
+
+
+def test_cmaes_with_the_dream_evaluator_learns_to_survive():
+    m, starts = handmade_m(), tiny_starts()
+    controller_config = controller_config_for("cartpole-pixels", Z, H)
+    config = DreamConfig(max_steps=30)
+    evaluator = DreamEvaluator(m, starts, controller_config, config, max_batch=16)
+    zero = evaluator(np.zeros((1, LinearController(controller_config).num_params)), [0, 1])
+    np.testing.assert_array_equal(zero.returns, 1.0)  # y = tanh(0) = 0 -> "left" -> the dream ends at once
+    P = LinearController(controller_config).num_params
+    result = train_cmaes(evaluator, np.zeros(P),
+                         CMAESConfig(population_size=8, rollouts_per_candidate=2, sigma0=0.5, generations=6),
+                         seed=0, progress=False)
+    assert result.best_fitness == 30.0
+    assert result.history[-1]["mean"] > result.history[0]["mean"]
+    assert result.total_env_steps > 0
+
+
+def test_evaluator_groups_give_the_same_scores():
+    m, starts = tiny_mdnrnn(), tiny_starts()
+    controller_config, params = random_params(6)
+    config = DreamConfig(max_steps=100)
+    one = DreamEvaluator(m, starts, controller_config, config, max_batch=4096)(params, [3, 4])
+    many = DreamEvaluator(m, starts, controller_config, config, max_batch=2)(params, [3, 4])
+    np.testing.assert_array_equal(one.returns, many.returns)
+    np.testing.assert_array_equal(one.steps, many.steps)
+
+
+# --- clear errors ---------------------------------------------------------------------------------
+
+
+def test_bad_inputs_get_clear_errors():
+    m, starts = tiny_mdnrnn(), tiny_starts()
+    env = make_dream("cartpole-pixels", m, starts)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="expected an action in Discrete"):
+        env.step(2)
+    with pytest.raises(ValueError, match="needs V"):
+        make_dream("cartpole-pixels", m, starts, render_mode="rgb_array")
+    with pytest.raises(ValueError, match=r"start latents mu and logvar of shape \(N, 4\)"):
+        DreamEnv(m, StartLatents(torch.zeros(3, 5), torch.zeros(3, 5)))
+    with pytest.raises(ValueError, match="one-hot actions of size 2"):
+        DreamEnv(m, starts, action_space=gym.spaces.Discrete(3))
+    with pytest.raises(ValueError, match="reward head"):
+        DreamEnv(m, starts, DreamConfig(reward="model"))
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        BatchedDream(m, starts, DreamConfig(temperature=0.0))
+    with pytest.raises(ValueError, match="start indices must lie in 0..4"):
+        env.reset(seed=0, options={"start": 9})
+    controller_config, params = random_params(2)
+    with pytest.raises(ValueError, match=r"expected params of shape \(N, 13\)"):
+        dream_rollouts(m, starts, controller_config, params[:, :5], [0])
+    with pytest.raises(ValueError, match="M has z_dim 4"):
+        dream_rollouts(m, starts, controller_config_for("cartpole-pixels", 6, H), np.zeros((1, 15)), [0])
+    with pytest.raises(ValueError, match="encoded episodes with mu and logvar"):
+        start_latents([{"frames": np.zeros((2, 64, 64, 3))}])
+
+
+def test_start_latents_takes_each_episodes_first_frame():
+    eps = [{"mu": np.full((3, Z), i, np.float32), "logvar": np.full((3, Z), -i, np.float32)} for i in range(3)]
+    eps[1]["mu"][1:] = 99
+    s = start_latents(eps)
+    np.testing.assert_array_equal(s.mu[:, 0].numpy(), [0, 1, 2])
+    np.testing.assert_array_equal(s.logvar[:, 0].numpy(), [0, -1, -2])
