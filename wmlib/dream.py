@@ -495,6 +495,18 @@ class DreamEnv(gym.Env):
         """Steps taken since reset."""
         return self._dream.t
 
+    @property
+    def temperature(self) -> float:
+        """tau of the dream's sampling; set it to make the dream calmer (< 1) or wilder (> 1)."""
+        return self.config.temperature
+
+    @temperature.setter
+    def temperature(self, tau: float) -> None:
+        if not tau > 0:
+            raise ValueError(f"temperature must be positive, got {tau}")
+        self.config = dataclasses.replace(self.config, temperature=float(tau))
+        self._dream.config = self.config
+
     def _obs(self) -> np.ndarray:
         return self._dream.obs[0].cpu().numpy().astype(np.float32)
 

@@ -1,0 +1,159 @@
+"""The dream player (chapter 5), driven from Python with a tiny untrained V and M."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wmlib.config import DreamConfig, MDNRNNConfig, VAEConfig
+from wmlib.controller import LinearController, controller_config_for
+from wmlib.dream import StartLatents, make_dream
+from wmlib.mdnrnn import MDNRNN
+from wmlib.vae import ConvVAE, decode_latents
+from wmlib.widgets import PNG_SIGNATURE, DreamPlayer
+
+Z, H = 4, 8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def vae():
+    torch.manual_seed(0)
+    return ConvVAE(VAEConfig(z_dim=Z)).eval()
+
+
+def tiny_m(action_dim=2, done_bias=-6.0):
+    torch.manual_seed(1)
+    m = MDNRNN(MDNRNNConfig(z_dim=Z, action_dim=action_dim, hidden_size=H, num_mixtures=3,
+                            predict_done=True)).eval()
+    with torch.no_grad():
+        m.done_head.bias.fill_(done_bias)
+    return m
+
+
+def starts():
+    g = torch.Generator().manual_seed(2)
+    return StartLatents(torch.randn(4, Z, generator=g), torch.full((4, Z), -2.0))
+
+
+def controller(seed=3):
+    c = LinearController(controller_config_for("cartpole-pixels", Z, H))
+    c.set_flat_params(np.random.default_rng(seed).normal(size=c.num_params) * 2)
+    return c
+
+
+def cartpole_player(vae, m=None, **kw):
+    env = make_dream("cartpole-pixels", m or tiny_m(), starts(), DreamConfig(max_steps=50), vae=vae,
+                     render_mode="rgb_array")
+    return DreamPlayer(env, **kw)
+
+
+def shown_frame(player):
+    return decode_latents(player.env.vae, player.env.z)[0]
+
+
+def test_buttons_drive_the_dream_like_env_steps(vae):
+    player = cartpole_player(vae, seed=5)
+    assert set(player.buttons) == {"◀ push left", "push right ▶"}
+    assert player.image.value[:8] == PNG_SIGNATURE and player.t == 0
+    moves = [1, 1, 0, 1, 0, 0]
+    for a in moves:
+        player.buttons["push right ▶" if a else "◀ push left"].click()
+    assert player.t == len(moves) and player.total_reward == len(moves)
+    # The same actions through a fresh DreamEnv with the same seed give the same dream.
+    twin = make_dream("cartpole-pixels", tiny_m(), starts(), DreamConfig(max_steps=50))
+    twin.reset(seed=5)
+    for a in moves:
+        twin.step(a)
+    torch.testing.assert_close(player.env.z, twin.z)
+    np.testing.assert_allclose(player.frame, shown_frame(player), atol=2)  # fast decoder vs decode, rounding
+    assert "dream step <b>6</b>" in player.caption.value
+
+
+def test_step_repeats_the_last_action_without_a_controller(vae):
+    player = cartpole_player(vae, seed=1)
+    assert player.controller_toggle.disabled and not player.controller_on
+    player.press("push right ▶")
+    player.step_button.click()
+    assert player.last_action == 1 and player.t == 2
+    with pytest.raises(ValueError, match="no controller"):
+        player.set(controller_on=True)
+    with pytest.raises(ValueError, match="no button 'up'"):
+        player.press("up")
+
+
+def test_controller_drives_when_on_and_the_human_when_off(vae):
+    c = controller()
+    player = cartpole_player(vae, controller=c, seed=2)
+    assert player.controller_on
+    for _ in range(5):
+        expected = c.act(player.env.z, player.env.h)
+        player.step()
+        assert player.last_action == expected
+    player.set(controller_on=False)
+    assert "driven by you" in player.caption.value
+    before = player.last_action
+    player.step()
+    assert player.last_action == before
+
+
+def test_temperature_slider_changes_the_dream(vae):
+    a, b = cartpole_player(vae, seed=3), cartpole_player(vae, seed=3)
+    b.set(temperature=1.9)
+    assert b.env.temperature == pytest.approx(1.9) and "temperature 1.90" in b.caption.value
+    for p in (a, b):
+        for _ in range(3):
+            p.press("push right ▶")
+    assert not torch.allclose(a.env.z, b.env.z)
+
+
+def test_play_steps_on_each_tick_and_stops_at_the_end(vae):
+    player = cartpole_player(vae, m=tiny_m(done_bias=-6.0), seed=4)
+    player.play.playing = True
+    for tick in range(1, 60):
+        player.play.value = tick  # what the browser's timer does
+    assert player.done and player.t == 50, "the dream is truncated at max_steps=50"
+    assert player.play.playing is False
+    assert "the dream has ended" in player.caption.value
+    np.testing.assert_allclose(player.frame, shown_frame(player), atol=2)
+    assert player.step() is False and player.t == 50
+    player.reset_button.click()
+    assert player.t == 0 and not player.done and player.total_reward == 0
+
+
+def test_a_done_dream_gets_a_red_border(vae):
+    player = cartpole_player(vae, m=tiny_m(done_bias=8.0), seed=0)  # M is sure every step is the last
+    player.press("◀ push left")
+    assert player.done and player.done_prob > 0.99
+    image = np.asarray(Image.open(io.BytesIO(player.image.value)))
+    assert tuple(image[0, 0]) == (220, 30, 30)
+
+
+def test_the_player_drives_a_car_dream(vae):
+    env = make_dream("carracing", tiny_m(action_dim=3), starts(), vae=vae, render_mode="rgb_array")
+    player = DreamPlayer(env, seed=0)
+    assert "◀ steer left" in player.buttons and "brake" in player.buttons
+    player.press("◀ steer left")
+    player.press("brake")
+    np.testing.assert_allclose(player.last_action, [0.0, 0.0, 0.8])
+    twin = make_dream("carracing", tiny_m(action_dim=3), starts())
+    twin.reset(seed=0)
+    twin.step(np.array([-1.0, 0.3, 0.0], np.float32))
+    twin.step(np.array([0.0, 0.0, 0.8], np.float32))
+    torch.testing.assert_close(player.env.z, twin.z)
+    assert player.t == 2
+
+
+def test_player_needs_v(vae):
+    env = make_dream("cartpole-pixels", tiny_m(), starts())
+    with pytest.raises(ValueError, match="vae="):
+        DreamPlayer(env)
