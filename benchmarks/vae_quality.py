@@ -1,0 +1,111 @@
+"""Reconstruction quality of the shipped Vs on held-out rollouts.
+
+    python benchmarks/vae_quality.py                       # both shipped Vs, held-out rollouts in data/
+    python benchmarks/vae_quality.py --only cartpole --episodes 20
+
+Held-out rollouts are read from data/<name>_vae_heldout/ when present (collected with the seed
+100000, which no training rollout uses; see assets/README.md); otherwise they are collected into a
+temporary directory with that same command. For each V it prints one row: frames, the mean
+per-frame sum of squared errors (pixels in [0, 1], the loss's own unit) of V's reconstructions
+from mu, the same for two frame-blind baselines (all white, and the held-out average frame), the
+per-pixel RMSE in 0..255 grey levels, the mean KL per frame, and how many latent dimensions carry
+information (mean KL above 0.1 nats). For CartPole it adds the correlation between the pole tilt
+measured from the pixels of the real frames and of the reconstructions (does V keep the angle?).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wmlib.rollouts import collect, load_episode, rollout_files, smooth_random_policy
+from wmlib.vae import decode_latents, encode_frames, load_vae
+
+HELD_OUT = {
+    # name: (env, policy, episodes, max steps, seed)
+    "cartpole": ("cartpole-pixels", None, 50, None, 100_000),
+    "carracing": ("carracing", smooth_random_policy, 5, 400, 100_000),
+}
+
+
+def held_out_frames(name: str, episodes: int | None, root: Path) -> np.ndarray:
+    """uint8 frames (N, 64, 64, 3) of the held-out rollouts of `name` (collected if missing)."""
+    env, policy, default_episodes, max_steps, seed = HELD_OUT[name]
+    episodes = episodes or default_episodes
+    directory = root / f"{name}_vae_heldout"
+    if not directory.is_dir() or len(list(directory.glob("*.npz"))) < episodes:
+        directory = Path(tempfile.mkdtemp(prefix=f"{name}_heldout_"))
+        print(f"collecting {episodes} held-out {env} episodes (seed {seed}) into {directory}", file=sys.stderr)
+        kwargs = {"policy": policy} if policy else {}
+        collect(env, episodes, directory, seed=seed, max_steps=max_steps, **kwargs)
+    files = rollout_files(directory)[:episodes]
+    return np.concatenate([load_episode(f)["frames"] for f in files])
+
+
+def pole_tilt(frames: np.ndarray) -> np.ndarray:
+    """CartPole: the slope of the brown pole pixels above the cart (columns per row, up), per frame."""
+    f = frames[:, :52].astype(np.float32)
+    w = np.clip(f[..., 0] - f[..., 2] - 40.0, 0.0, None)
+    rows, cols = np.mgrid[0:52, 0:64].astype(np.float32)
+    total = w.sum((1, 2)) + 1e-6
+    dr = rows - ((w * rows).sum((1, 2)) / total)[:, None, None]
+    dc = cols - ((w * cols).sum((1, 2)) / total)[:, None, None]
+    return -(w * dr * dc).sum((1, 2)) / ((w * dr**2).sum((1, 2)) + 1e-6)
+
+
+def sse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame sum of squared errors, pixels scaled to [0, 1]."""
+    d = a.astype(np.float32) / 255.0 - b.astype(np.float32) / 255.0
+    return (d**2).reshape(len(a), -1).sum(1)
+
+
+def measure(name: str, frames: np.ndarray) -> dict:
+    vae = load_vae(name)
+    mu, logvar = encode_frames(vae, frames)
+    recon = np.concatenate([decode_latents(vae, mu[i : i + 256]) for i in range(0, len(mu), 256)])
+    errors = sse(recon, frames)
+    mean_frame = np.broadcast_to(frames.mean(0).round().astype(np.uint8), frames.shape)
+    kl_dims = (0.5 * (logvar.exp() + mu**2 - 1.0 - logvar)).numpy()  # (N, Z)
+    row = {
+        "V": name,
+        "frames": len(frames),
+        "SSE/frame": float(errors.mean()),
+        "white SSE": float(sse(np.full_like(frames, 255), frames).mean()),
+        "mean-frame SSE": float(sse(mean_frame, frames).mean()),
+        "RMSE (0-255)": float(255 * np.sqrt(errors.mean() / frames[0].size)),
+        "KL/frame": float(kl_dims.sum(1).mean()),
+        "active dims": int((kl_dims.mean(0) > 0.1).sum()),
+        "pole tilt r": float("nan"),
+    }
+    if name == "cartpole":
+        real, rec = pole_tilt(frames), pole_tilt(recon)
+        row["pole tilt r"] = float(np.corrcoef(real, rec)[0, 1])
+    return row
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", choices=sorted(HELD_OUT), default=None)
+    p.add_argument("--episodes", type=int, default=None, help="held-out episodes (default per V, see HELD_OUT)")
+    p.add_argument("--data", default="data", help="where data/<name>_vae_heldout/ lives")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = [measure(n, held_out_frames(n, args.episodes, Path(args.data))) for n in sorted(HELD_OUT)
+            if args.only in (None, n)]
+    cols = list(rows[0])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        cells = [f"{v:.3f}" if k == "pole tilt r" else f"{v:.1f}" if isinstance(v, float) else str(v)
+                 for k, v in r.items()]
+        print("| " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
