@@ -83,8 +83,10 @@ def mdn_sample_from_noise(log_pi: torch.Tensor, mu: torch.Tensor, log_sigma: tor
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    cdf = torch.softmax(log_pi / temperature, dim=-1).cumsum(-1)  # (..., K)
-    k = (cdf <= u.unsqueeze(-1)).sum(-1, keepdim=True).clamp(max=log_pi.shape[-1] - 1)  # (..., 1)
+    K = log_pi.shape[-1]
+    # Worked on a (K, N) copy, N the positions: PyTorch's CPU softmax is ~10x slower over a short last axis.
+    p = torch.softmax((log_pi / temperature).reshape(-1, K).T.contiguous(), dim=0)  # (K, N)
+    k = (p.cumsum(dim=0) <= u.reshape(1, -1)).sum(dim=0).clamp(max=K - 1).view(*u.shape, 1)  # (..., 1)
     mu_k = mu.gather(-1, k).squeeze(-1)
     sigma_k = log_sigma.gather(-1, k).squeeze(-1).exp()
     return mu_k + sigma_k * math.sqrt(temperature) * eps
@@ -183,6 +185,11 @@ class NoiseStream:
         u, eps, u_done = self._buffers
         return u[:, t], eps[:, t], u_done[:, t]
 
+    def keep(self, idx: torch.Tensor) -> None:
+        """Keep only the streams of dreams idx (the others have ended)."""
+        self.generators = [self.generators[i] for i in idx.tolist()]
+        self._buffers = tuple(x[idx] for x in self._buffers)
+
 
 # ---------------------------------------------------------------------------------------------
 # B dreams at once
@@ -257,6 +264,12 @@ class BatchedDream:
         draws = [draw_episode(np_random(int(s))[0], len(self.starts.mu)) for s in seeds]
         return self.reset_with([d[0] for d in draws], [d[1] for d in draws])
 
+    def keep(self, idx: torch.Tensor) -> None:
+        """Go on with dreams idx only (B shrinks to len(idx)); ended dreams need no more compute."""
+        idx = idx.to(self.device)
+        self.z, self.state = self.z[idx], LSTMState(self.state.h[idx], self.state.c[idx])
+        self.noise.keep(idx.cpu())
+
     @torch.no_grad()
     def step(self, actions: torch.Tensor) -> DreamTransition:
         """actions: (B, A) M's action vectors (one-hot for discrete actions)."""
@@ -324,8 +337,10 @@ def dream_rollouts(mdnrnn: MDNRNN, starts: StartLatents, controller: ControllerC
     """Play N controllers (params (N, P), W row by row then b) for R dream episodes each, in one batch.
 
     Dream (i, j) is row i * R + j and starts as DreamEnv.reset(seed=seeds[j]): every candidate
-    meets the same R dreams (common random numbers). All rows step until the last one ends; the
-    alive mask of `masked_returns` keeps what a row does after its end out of its return.
+    meets the same R dreams (common random numbers). A row that has ended counts as done from then
+    on, and the alive mask of `masked_returns` keeps everything after its first done out of its
+    return. Once a quarter of the batch has ended, the ended dreams are dropped from the batch (they
+    would cost compute for nothing); with record=True their later z are NaN.
     """
     config = DreamConfig() if config is None else config
     _check_fit(mdnrnn, controller)
@@ -341,20 +356,25 @@ def dream_rollouts(mdnrnn: MDNRNN, starts: StartLatents, controller: ControllerC
     n_w = A_c * (Z + controller.h_dim)
     W = params[:, :n_w].reshape(N, A_c, Z + controller.h_dim).repeat_interleave(R, 0).to(device)  # (B, A_c, Z+H)
     b = params[:, n_w:].repeat_interleave(R, 0).to(device)  # (B, A_c)
+    B = N * R
     obs = dream.reset(list(seeds) * N)
+    rows = torch.arange(B, device=device)  # which of the B dreams each row of the shrinking batch is
+    ended = torch.zeros(B, dtype=torch.bool, device=device)  # per row of the batch
     zs, rewards, dones = [dream.z], [], []
-    alive = torch.ones(N * R, dtype=torch.bool, device=device)
-    while alive.any() and dream.t < config.max_steps:
-        x = obs[:, : Z + controller.h_dim]  # (B, Z+H), or z alone for a "V only" controller
-        y = torch.tanh(torch.einsum("bai,bi->ba", W, x) + b)  # (B, A_c)
+    while len(rows) and dream.t < config.max_steps:
+        x = obs[:, : Z + controller.h_dim]  # (b, Z+H), or z alone for a "V only" controller
+        y = torch.tanh(torch.einsum("bai,bi->ba", W, x) + b)  # (b, A_c)
         step = dream.step(controller_to_m_actions(y, controller, mdnrnn.config.action_dim))
-        done = step.terminated | step.truncated
-        obs = step.obs
-        rewards.append(step.reward)
-        dones.append(done)
+        done = step.terminated | step.truncated | ended
+        rewards.append(torch.zeros(B, device=device).index_put((rows,), step.reward))
+        dones.append(torch.ones(B, dtype=torch.bool, device=device).index_put((rows,), done))
         if record:
-            zs.append(dream.z)
-        alive &= ~done
+            zs.append(torch.full((B, Z), float("nan"), device=device).index_put((rows,), dream.z))
+        ended, obs = done, step.obs
+        if (~ended).sum() <= 0.75 * len(rows):  # drop the ended dreams from the batch
+            keep = (~ended).nonzero().squeeze(1)
+            dream.keep(keep)
+            rows, W, b, obs, ended = rows[keep], W[keep], b[keep], obs[keep], ended[keep]
     rewards_bt, dones_bt = torch.stack(rewards, 1), torch.stack(dones, 1)  # (B, T)
     returns = masked_returns(rewards_bt, dones_bt)
     steps = masked_returns(torch.ones_like(rewards_bt), dones_bt)
@@ -364,12 +384,36 @@ def dream_rollouts(mdnrnn: MDNRNN, starts: StartLatents, controller: ControllerC
     return out
 
 
+@torch.no_grad()
+def dream_input_statistics(mdnrnn: MDNRNN, episodes: Sequence[dict], floor: float = 1e-3
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of the controller's input [z; h] along real encoded episodes, M reading them.
+
+    episodes: dicts with mu (T+1, Z) and actions (T, A) float (wmlib.mdnrnn.load_latent_episodes).
+    Returns mean (Z+H,) and std (Z+H,), floored at `floor` times the largest. CMA-ES searches C in
+    these standardised coordinates (see wmlib.controller.fold_standardization), computed here from
+    data already collected, so they cost no real steps.
+    """
+    from wmlib.mdnrnn import memory_states
+
+    rows = []
+    for ep in episodes:
+        mu = torch.as_tensor(ep["mu"], dtype=torch.float32)
+        memory = memory_states(mdnrnn, mu, torch.as_tensor(ep["actions"], dtype=torch.float32))
+        rows.append(torch.cat([mu, memory.h], dim=1).numpy())
+    x = np.concatenate(rows).astype(np.float64)
+    std = x.std(axis=0)
+    return x.mean(axis=0), np.maximum(std, floor * std.max())
+
+
 @dataclasses.dataclass
 class DreamEvaluator:
     """An evaluator for wmlib.cmaes.train_cmaes that scores controllers in the batched dream.
 
     (solutions (N, P), seeds (R,)) -> Evaluation(returns (N, R), steps (N, R) dream steps).
     max_batch: at most this many dreams per batch (candidates are split into groups).
+    input_mean, input_std: when given, solutions are C in standardised input coordinates
+        (x - mean) / std and are folded into ordinary parameters before they play (`params`).
     """
 
     mdnrnn: MDNRNN
@@ -377,9 +421,22 @@ class DreamEvaluator:
     controller: ControllerConfig
     config: DreamConfig = dataclasses.field(default_factory=DreamConfig)
     max_batch: int = 4096
+    input_mean: np.ndarray | None = None
+    input_std: np.ndarray | None = None
+
+    def params(self, solutions: np.ndarray) -> np.ndarray:
+        """Search coordinates (N, P) or (P,) -> the LinearController's flat parameters, same shape."""
+        solutions = np.asarray(solutions, dtype=np.float64)
+        if self.input_mean is None:
+            return solutions
+        from wmlib.controller import fold_standardization
+
+        fold = lambda theta: fold_standardization(theta, self.input_mean, self.input_std,  # noqa: E731
+                                                  self.controller.action_dim)
+        return fold(solutions) if solutions.ndim == 1 else np.stack([fold(theta) for theta in solutions])
 
     def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
-        solutions = np.asarray(solutions)
+        solutions = self.params(solutions)
         per_group = max(1, self.max_batch // max(len(seeds), 1))
         returns, steps = [], []
         for i in range(0, len(solutions), per_group):
@@ -547,3 +604,69 @@ def make_dream(env_name: str, mdnrnn: MDNRNN, starts: StartLatents, config: Drea
                vae=None, render_mode: str | None = None) -> DreamEnv:
     """A DreamEnv with the action space of one of the course's envs ("cartpole-pixels", "carracing")."""
     return DreamEnv(mdnrnn, starts, config, dream_action_space(env_name), vae=vae, render_mode=render_mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training C entirely in the dream
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class DreamTrainResult:
+    """What `train_controller_in_dream` returns.
+
+    controller: C with ordinary parameters (the standardisation folded in), for a WorldModelAgent
+    cma:        wmlib.cmaes.CMAResult (history per generation; its "env_steps" are dream steps)
+    picked:     "best" (the best candidate seen) or "mean" (CMA-ES's final mean), by `selection`
+    selection:  mean dream return of each on `select_episodes` fresh dreams
+    input_mean, input_std: the standardisation of C's inputs CMA-ES searched in
+    dream_steps: every dream step taken (training and selection)
+    """
+
+    controller: object
+    cma: object
+    picked: str
+    selection: dict
+    input_mean: np.ndarray
+    input_std: np.ndarray
+    dream_steps: int
+
+    @property
+    def history(self) -> list[dict]:
+        return self.cma.history
+
+
+def train_controller_in_dream(mdnrnn: MDNRNN, episodes: Sequence[dict], controller: ControllerConfig,
+                              cma_config=None, dream_config: DreamConfig | None = None, *, seed: int = 0,
+                              x0_params: np.ndarray | None = None, select_episodes: int = 64,
+                              max_batch: int = 4096, record: bool = False, progress: bool = True,
+                              desc: str = "CMA-ES generations (in the dream)") -> DreamTrainResult:
+    """Train C with CMA-ES without a single real step: every candidate plays in M's dream.
+
+    episodes:  real encoded episodes (mu, logvar (T+1, Z), actions (T, A)): where dreams start, and
+               the statistics of C's inputs (`dream_input_statistics`); they cost no new real steps
+    x0_params: ordinary parameters of a C to start the search from (the last round's, say)
+    Then picks between CMA-ES's best candidate and its final mean on fresh dreams.
+    """
+    from wmlib.cmaes import train_cmaes
+    from wmlib.config import CMAESConfig
+    from wmlib.controller import LinearController, unfold_standardization
+
+    cma_config = CMAESConfig() if cma_config is None else cma_config
+    dream_config = DreamConfig() if dream_config is None else dream_config
+    mean, std = dream_input_statistics(mdnrnn, episodes)
+    if len(mean) != controller.z_dim + controller.h_dim:
+        raise ValueError(f"the controller reads {controller.z_dim} + {controller.h_dim} inputs, but M's [z; h] "
+                         f"has {len(mean)}")
+    evaluator = DreamEvaluator(mdnrnn, start_latents(episodes), controller, dream_config, max_batch=max_batch,
+                               input_mean=mean, input_std=std)
+    c = LinearController(controller)
+    x0 = np.zeros(c.num_params) if x0_params is None else unfold_standardization(x0_params, mean, std,
+                                                                                 controller.action_dim)
+    cma = train_cmaes(evaluator, x0, cma_config, seed=seed, record=record, progress=progress, desc=desc)
+    select_seeds = np.random.default_rng((seed, 1)).integers(0, 2**31 - 1, size=select_episodes)
+    picks = evaluator(np.stack([cma.best_params, cma.mean]), select_seeds)
+    selection = {"best": float(picks.returns[0].mean()), "mean": float(picks.returns[1].mean())}
+    picked = "best" if selection["best"] >= selection["mean"] else "mean"
+    c.set_flat_params(evaluator.params(cma.best_params if picked == "best" else cma.mean))
+    return DreamTrainResult(c, cma, picked, selection, mean, std, cma.total_env_steps + int(picks.steps.sum()))
