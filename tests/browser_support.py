@@ -253,6 +253,24 @@ def widget_problems(page) -> list[str]:
     }}""")
 
 
+def image_pngs(locator) -> list[bytes]:
+    """The pixels every <img> inside `locator` shows, at their own size, as PNG bytes.
+
+    Read through a canvas, so they do not depend on layout, scrolling or what overlaps the image.
+    """
+    import base64
+
+    urls = locator.evaluate("""el => [...el.querySelectorAll('img')].map(img => {
+      if (!img.complete || img.naturalWidth === 0) return null;
+      const canvas = document.createElement('canvas');
+      canvas.width = img.naturalWidth;
+      canvas.height = img.naturalHeight;
+      canvas.getContext('2d').drawImage(img, 0, 0);
+      return canvas.toDataURL('image/png');
+    })""")
+    return [b"" if url is None else base64.b64decode(url.split(",", 1)[1]) for url in urls]
+
+
 def shutdown_kernel(page) -> None:
     """Shut the notebook's kernel down (frees its memory before the next chapter)."""
     page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
@@ -270,7 +288,9 @@ def pixels(png: bytes):
 
 
 def image_difference(before: bytes, after: bytes) -> float:
-    """Mean absolute pixel difference (0..255) between two screenshots; inf if their sizes differ."""
+    """Mean absolute pixel difference (0..255) between two PNGs; inf if their sizes differ."""
+    if not before or not after:
+        return 0.0 if before == after else float("inf")
     a, b = pixels(before), pixels(after)
     if a.shape != b.shape:
         return float("inf")

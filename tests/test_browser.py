@@ -138,8 +138,7 @@ def test_chapter_runs_in_jupyterlab_without_errors(notebook, chapters, lab):
 
 
 def _widget_images(widget) -> list[bytes]:
-    images = widget.locator("img")
-    return [images.nth(k).screenshot() for k in range(images.count())]
+    return bs.image_pngs(widget)
 
 
 def _biggest_change(before: list[bytes], after: list[bytes]) -> float:
@@ -231,7 +230,10 @@ def _press_and_check(widget, button, name: str) -> str:
     what = f"pressing {button.inner_text().strip()!r}"
     if DREAM_ENDED.search(widget.inner_text()):  # as a learner would: a dream that ended needs a reset
         widget.locator(".widget-button", has_text=re.compile(r"^\W*reset\W*$", re.IGNORECASE)).first.click()
-        time.sleep(1.0)
+        deadline = time.monotonic() + 20
+        while DREAM_ENDED.search(widget.inner_text()) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        time.sleep(0.5)  # the new frame's bytes arrive with the caption; give the <img> a moment to load them
     before_images, before_steps = _widget_images(widget), _step_numbers(widget)
     assert before_steps, f"{name}: the dream player shows no step counter (text: {widget.inner_text()!r})"
     button.click()
