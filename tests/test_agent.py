@@ -134,6 +134,24 @@ def test_carracing_agent_drives_with_the_papers_action_map():
         env.close()
 
 
+def test_input_statistics_and_standardised_search(checkpoints, cartpole):
+    from wmlib.agent import input_statistics
+    from wmlib.controller import fold_standardization
+
+    mean, std, steps = input_statistics(cartpole, tiny_vae(), tiny_mdnrnn(), episodes=3, seed=4)
+    assert mean.shape == std.shape == (Z + H,) and np.all(std > 0) and steps >= 3
+    again = input_statistics(cartpole, tiny_vae(), tiny_mdnrnn(), episodes=3, seed=4)
+    np.testing.assert_array_equal(mean, again[0])
+    vae, mdn = checkpoints
+    fn = controller_rollout_for("cartpole-pixels", vae, mdn, max_steps=20, standardize_episodes=2, seed=0)
+    assert fn.input_mean is not None and fn.calibration_env_steps >= 2
+    theta = np.random.default_rng(5).normal(size=Z + H + 1)
+    plain = ControllerRollout("cartpole-pixels", vae, mdn, fn.controller, max_steps=20)
+    raw = fold_standardization(theta, fn.input_mean, fn.input_std, 1)
+    assert fn(theta, 3) == plain(raw, 3)
+    np.testing.assert_allclose(fn.controller_params(theta), raw)
+
+
 def test_controller_rollout_pickles_without_its_models(checkpoints):
     vae, mdn = checkpoints
     fn = controller_rollout_for("cartpole-pixels", vae, mdn, max_steps=20)

@@ -114,3 +114,24 @@ def test_bad_configs_are_rejected():
         LinearController(ControllerConfig(z_dim=0, h_dim=0))
     with pytest.raises(ValueError, match="no controller layout"):
         controller_config_for("pong", 32, 256)
+
+
+def test_folding_the_standardisation_gives_the_same_policy():
+    from wmlib.controller import fold_standardization, unfold_standardization
+
+    rng = np.random.default_rng(3)
+    cfg = ControllerConfig(z_dim=5, h_dim=4, action_dim=3, action_map="identity")
+    mean, std = rng.normal(size=9) * 2, rng.uniform(0.01, 2.0, size=9)
+    theta = rng.normal(size=(9 + 1) * 3)
+    x = torch.from_numpy(rng.normal(size=(6, 9)) * std + mean).float()
+    on_standardised = LinearController(cfg)
+    on_standardised.set_flat_params(theta)
+    expected = on_standardised(((x - torch.from_numpy(mean).float()) / torch.from_numpy(std).float())[:, :5],
+                               ((x - torch.from_numpy(mean).float()) / torch.from_numpy(std).float())[:, 5:])
+    raw = LinearController(cfg)
+    raw.set_flat_params(fold_standardization(theta, mean, std, 3))
+    torch.testing.assert_close(raw(x[:, :5], x[:, 5:]), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(unfold_standardization(fold_standardization(theta, mean, std, 3), mean, std, 3),
+                               theta, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="expected theta of 30 values"):
+        fold_standardization(theta[:-1], mean, std, 3)

@@ -31,7 +31,7 @@ import torch
 
 from wmlib.cmaes import Rollout
 from wmlib.config import ControllerConfig
-from wmlib.controller import LinearController
+from wmlib.controller import LinearController, fold_standardization
 from wmlib.envs import action_dim, encode_actions, make_env
 from wmlib.rollouts import frames_to_tensor
 
@@ -126,6 +126,47 @@ def _load_mdnrnn(name):
     return load_mdnrnn(str(name))
 
 
+@torch.no_grad()
+def input_statistics(env: gym.Env, vae, mdnrnn, *, episodes: int = 30, seed: int = 0,
+                     floor: float = 1e-3) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and spread of C's input [z; h] over random-policy episodes in the real env.
+
+    Why: C's inputs come on wildly different scales. A V trained with free bits may keep z far from
+    N(0, 1) (a z dimension can sit near 1.3 and move by 0.02 between frames), and h lives in
+    (-1, 1). A random W then mostly reads the constant offsets, and nearly every candidate CMA-ES
+    tries is "always push left". Searching in standardised coordinates, x~ = (x - m) / s, fixes
+    that without changing what C can express (see controller.fold_standardization).
+    Returns mean (Z+H,), std (Z+H,) (floored at `floor` times the largest, so no division by ~0),
+    and the real env steps it took. H = 0 when mdnrnn is None.
+    """
+    agent = WorldModelAgent(vae, mdnrnn, LinearController(_config_for_parts(vae, mdnrnn)), env.action_space)
+    env.action_space.seed(seed)
+    rows, steps = [], 0
+    for i in range(episodes):
+        frame, _ = env.reset(seed=seed + i)
+        agent.reset()
+        done = False
+        while not done:
+            z = agent.encode(frame)
+            rows.append(torch.cat([z, agent.h]).numpy())
+            action = env.action_space.sample()
+            if agent.mdnrnn is not None:
+                a = torch.from_numpy(encode_actions(np.asarray([action]) if np.ndim(action) == 0
+                                                    else np.asarray(action)[None], env.action_space))
+                agent.state = agent.mdnrnn.step(z[None], a, agent.state).state
+            frame, _, terminated, truncated, _ = env.step(action)
+            steps += 1
+            done = terminated or truncated
+    x = np.stack(rows).astype(np.float64)
+    std = x.std(axis=0)
+    return x.mean(axis=0), np.maximum(std, floor * std.max()), steps
+
+
+def _config_for_parts(vae, mdnrnn) -> ControllerConfig:
+    h_dim = 0 if mdnrnn is None else mdnrnn.config.hidden_size
+    return ControllerConfig(z_dim=vae.config.z_dim, h_dim=h_dim, action_dim=1, action_map="identity")
+
+
 @dataclasses.dataclass
 class ControllerRollout:
     """rollout_fn(params, seed) -> Rollout for CMA-ES: one real episode with C's parameters set to params.
@@ -133,8 +174,10 @@ class ControllerRollout:
     env_name:   "cartpole-pixels" or "carracing"
     vae:        a shipped name ("cartpole", "carracing") or a checkpoint path stem
     mdnrnn:     likewise; ignored when controller.h_dim == 0 ("V only")
-    controller: the ControllerConfig whose flat parameters CMA-ES searches
+    controller: the ControllerConfig of C
     max_steps:  cut episodes after this many steps (None: the env's own limit)
+    input_mean, input_std: when given, `params` are C's weights on standardised inputs (the
+                coordinates CMA-ES searches in) and are folded into C's raw W, b before acting
     Picklable: V, M and the env are built lazily, once per process, on the first call.
     """
 
@@ -144,10 +187,23 @@ class ControllerRollout:
     controller: ControllerConfig
     max_steps: int | None = None
     sample_z: bool = False
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
+    calibration_env_steps: int = 0
+    """Real steps spent measuring input_mean and input_std (counted in the training budget)."""
 
     def __post_init__(self):
         self.vae = str(self.vae)
         self.mdnrnn = None if self.mdnrnn is None else str(self.mdnrnn)
+        if (self.input_mean is None) != (self.input_std is None):
+            raise ValueError("give both input_mean and input_std, or neither")
+        if self.input_mean is not None:
+            self.input_mean = tuple(float(v) for v in self.input_mean)
+            self.input_std = tuple(float(v) for v in self.input_std)
+            n_in = self.controller.z_dim + self.controller.h_dim
+            if len(self.input_mean) != n_in or len(self.input_std) != n_in:
+                raise ValueError(f"input_mean and input_std need {n_in} values (Z + H), "
+                                 f"got {len(self.input_mean)} and {len(self.input_std)}")
         self._agent = None
         self._env = None
 
@@ -168,30 +224,43 @@ class ControllerRollout:
                                           self._env.action_space, sample_z=self.sample_z)
         return self._env, self._agent
 
+    def controller_params(self, params: np.ndarray) -> np.ndarray:
+        """C's raw flat [W, b] for a search vector (folding the standardisation in, if any)."""
+        if self.input_mean is None:
+            return np.asarray(params, dtype=np.float64)
+        return fold_standardization(params, self.input_mean, self.input_std, self.controller.action_dim)
+
     def __call__(self, params: np.ndarray, seed: int) -> Rollout:
         env, agent = self.build()
-        agent.controller.set_flat_params(params)
+        agent.controller.set_flat_params(self.controller_params(params))
         agent.generator.manual_seed(int(seed))
         return play_episode(env, agent, seed=int(seed), max_steps=self.max_steps)
 
 
 def controller_rollout_for(env_name: str, vae: str | Path, mdnrnn: str | Path | None, *,
-                           use_h: bool = True, max_steps: int | None = None) -> ControllerRollout:
-    """A ControllerRollout whose controller fits the given V and M (z only when use_h is False)."""
-    from wmlib.checkpoints import read_metadata
+                           use_h: bool = True, max_steps: int | None = None,
+                           standardize_episodes: int = 0, seed: int = 0) -> ControllerRollout:
+    """A ControllerRollout whose controller fits the given V and M (z only when use_h is False).
+
+    standardize_episodes > 0 first plays that many random-policy episodes (seeds `seed`, ...) to
+    measure C's input statistics (`input_statistics`); the real steps they took are in
+    `.calibration_env_steps`.
+    """
     from wmlib.controller import controller_config_for
-
-    def stem(name, kind):
-        from wmlib.checkpoints import assets_dir
-
-        return assets_dir() / f"{name}_{kind}" if name in ("cartpole", "carracing") else Path(name)
 
     if use_h and mdnrnn is None:
         raise ValueError("a controller that reads h needs M: pass mdnrnn (or use_h=False for 'V only')")
-    z_dim = int(read_metadata(stem(str(vae), "vae"))["config"]["z_dim"])
-    h_dim = int(read_metadata(stem(str(mdnrnn), "mdnrnn"))["config"]["hidden_size"]) if use_h else 0
-    return ControllerRollout(env_name, str(vae), None if mdnrnn is None else str(mdnrnn),
-                             controller_config_for(env_name, z_dim, h_dim), max_steps=max_steps)
+    v = _load_vae(vae)
+    m = _load_mdnrnn(mdnrnn) if use_h else None
+    config = controller_config_for(env_name, v.config.z_dim, m.config.hidden_size if use_h else 0)
+    fn = ControllerRollout(env_name, str(vae), None if mdnrnn is None else str(mdnrnn), config,
+                           max_steps=max_steps)
+    if standardize_episodes > 0:
+        env = make_env(env_name)
+        mean, std, steps = input_statistics(env, v, m, episodes=standardize_episodes, seed=seed)
+        env.close()
+        fn = dataclasses.replace(fn, input_mean=tuple(mean), input_std=tuple(std), calibration_env_steps=steps)
+    return fn
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,16 +332,19 @@ def evaluate_controller(evaluator, params: np.ndarray, episodes: int = 100, *,
 class ControllerTrainResult:
     """What `train_controller` returns.
 
-    controller: the LinearController with the picked parameters
+    controller: the LinearController with the picked parameters (raw W, b: standardisation folded in)
+    search_params: the picked vector in the coordinates CMA-ES searched (what rollout_fn takes)
     cma:        the CMA-ES result (history per generation, best candidate, final mean)
     picked:     "best" (the best candidate seen) or "mean" (the final centre of the search)
     selection:  {"best": EvaluationResult, "mean": EvaluationResult} on fresh seeds, used to pick
     """
 
     controller: LinearController
+    search_params: np.ndarray
     cma: object
     picked: str
     selection: dict
+    calibration_env_steps: int = 0
 
     @property
     def training_env_steps(self) -> int:
@@ -281,6 +353,11 @@ class ControllerTrainResult:
     @property
     def selection_env_steps(self) -> int:
         return sum(r.env_steps for r in self.selection.values())
+
+    @property
+    def total_env_steps(self) -> int:
+        """Every real step training used: calibration, CMA-ES generations and the final pick."""
+        return self.calibration_env_steps + self.training_env_steps + self.selection_env_steps
 
 
 def train_controller(rollout_fn: ControllerRollout, config=None, *, seed: int = 0,
@@ -310,8 +387,10 @@ def train_controller(rollout_fn: ControllerRollout, config=None, *, seed: int = 
                                               seed_start=2 * EVAL_SEED_START, progress=progress,
                                               desc=f"checking the {name} candidate")
     picked = "best" if selection["best"].mean >= selection["mean"].mean else "mean"
-    controller.set_flat_params(cma_result.best_params if picked == "best" else cma_result.mean)
-    return ControllerTrainResult(controller, cma_result, picked, selection)
+    search_params = cma_result.best_params if picked == "best" else cma_result.mean
+    controller.set_flat_params(rollout_fn.controller_params(search_params))
+    return ControllerTrainResult(controller, np.array(search_params), cma_result, picked, selection,
+                                 calibration_env_steps=rollout_fn.calibration_env_steps)
 
 
 def load_controller(name: str):

@@ -260,6 +260,8 @@ def _train_controller_args(p):
     p.add_argument("--generations", type=int, default=30)
     p.add_argument("--sigma0", type=float, default=0.1, help="initial CMA-ES step size")
     p.add_argument("--rank-shaping", action="store_true", help="tell CMA-ES centred ranks, not returns")
+    p.add_argument("--standardize-episodes", type=int, default=30,
+                   help="random episodes that measure C's input statistics for the search (0: none)")
     p.add_argument("--target", type=float, default=None, help="stop once a generation's best reaches this")
     p.add_argument("--select-episodes", type=int, default=8,
                    help="episodes to pick between the best candidate and the final mean")
@@ -279,7 +281,8 @@ def _train_controller(args) -> int:
     from wmlib.config import CMAESConfig
 
     rollout_fn = controller_rollout_for(args.env, args.vae, args.mdnrnn, use_h=not args.z_only,
-                                        max_steps=args.max_steps)
+                                        max_steps=args.max_steps, standardize_episodes=args.standardize_episodes,
+                                        seed=args.seed)
     config = CMAESConfig(population_size=args.population, rollouts_per_candidate=args.rollouts,
                          sigma0=args.sigma0, generations=args.generations, rank_shaping=args.rank_shaping)
     work = Path(args.work) if args.work else Path("data") / "checkpoints" / f"{Path(args.out).name}_es"
@@ -288,6 +291,7 @@ def _train_controller(args) -> int:
            + f" --out {args.out} --population {args.population} --rollouts {args.rollouts}"
            f" --generations {args.generations} --sigma0 {args.sigma0:g}"
            + (" --rank-shaping" if args.rank_shaping else "")
+           + f" --standardize-episodes {args.standardize_episodes}"
            + (f" --target {args.target:g}" if args.target is not None else "")
            + (f" --max-steps {args.max_steps}" if args.max_steps else "")
            + f" --select-episodes {args.select_episodes} --eval-episodes {args.eval_episodes}"
@@ -297,20 +301,23 @@ def _train_controller(args) -> int:
         result = train_controller(rollout_fn, config, seed=args.seed, evaluator=evaluator,
                                   target_fitness=args.target, checkpoint=work,
                                   select_episodes=args.select_episodes)
-        final = (evaluate_controller(evaluator, result.controller.get_flat_params(), args.eval_episodes)
+        final = (evaluate_controller(evaluator, result.search_params, args.eval_episodes)
                  if args.eval_episodes > 0 else None)
     summary = {
         "parameters": result.controller.num_params,
         "generations": len(result.cma.history),
         "picked": result.picked,
+        "calibration_env_steps": result.calibration_env_steps,
         "training_env_steps": result.training_env_steps,
         "selection_env_steps": result.selection_env_steps,
+        "total_training_env_steps": result.total_env_steps,
         "selection": {k: v.summary() for k, v in result.selection.items()},
         "evaluation": final.summary() if final is not None else None,
         "wall_time_s": round(result.cma.history[-1]["wall_s"], 1),
     }
     meta = dict(summary, command=cmd, seed=args.seed, env=args.env, vae=args.vae, mdnrnn=args.mdnrnn,
-                cmaes=dataclasses_asdict(config), history=result.cma.history)
+                cmaes=dataclasses_asdict(config), history=result.cma.history,
+                input_mean=list(rollout_fn.input_mean or []), input_std=list(rollout_fn.input_std or []))
     paths = save_checkpoint(result.controller, result.controller.config, args.out, metadata=meta)
     print(json.dumps(dict(summary, wrote=[str(p) for p in paths])))
     return 0

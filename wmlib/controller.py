@@ -54,6 +54,35 @@ def controller_action(W: torch.Tensor, b: torch.Tensor, z: torch.Tensor, h: torc
     return torch.tanh(x @ W.T + b)
 
 
+def fold_standardization(theta, mean, std, action_dim: int) -> np.ndarray:
+    """Turn C on standardised inputs into the same C on raw inputs.
+
+        tanh(W~ (x - m) / s + b~) = tanh(W x + b)   with   W = W~ / s,   b = b~ - W~ (m / s)
+
+    theta: (P,) flat [W~, b~] (W~ row by row)    mean, std: (Z+H,) m and s
+    Returns the flat (P,) [W, b] of an ordinary LinearController. The policy is the same function;
+    only the coordinates CMA-ES searches in differ (see `input_statistics` in agent.py for why).
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    n_in = mean.shape[0]
+    if theta.shape != ((n_in + 1) * action_dim,) or std.shape != (n_in,):
+        raise ValueError(f"expected theta of {(n_in + 1) * action_dim} values and mean, std of {n_in}, "
+                         f"got {theta.shape}, {mean.shape}, {std.shape}")
+    W_t, b_t = theta[: n_in * action_dim].reshape(action_dim, n_in), theta[n_in * action_dim :]
+    W = W_t / std
+    return np.concatenate([W.reshape(-1), b_t - W @ mean])
+
+
+def unfold_standardization(params, mean, std, action_dim: int) -> np.ndarray:
+    """The inverse of `fold_standardization`: W~ = W s, b~ = b + W m."""
+    params = np.asarray(params, dtype=np.float64)
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    n_in = mean.shape[0]
+    W, b = params[: n_in * action_dim].reshape(action_dim, n_in), params[n_in * action_dim :]
+    return np.concatenate([(W * std).reshape(-1), b + W @ mean])
+
+
 def map_action(y: np.ndarray, action_map: str):
     """Turn one tanh output y (A,) into what the environment's `step` takes (see module docstring)."""
     y = np.asarray(y, dtype=np.float32).reshape(-1)
