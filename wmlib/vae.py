@@ -434,12 +434,12 @@ def train_vae(
 # ---------------------------------------------------------------------------------------------
 
 SHIPPED_VAES: dict[str, str] = {
-    "cartpole": "python -m wmlib collect --env cartpole-pixels --episodes 600 --out data/cartpole_vae "
-                "--seed 0 && python -m wmlib train-vae --rollouts data/cartpole_vae "
-                "--out assets/cartpole_vae --epochs 4 --lr 1e-3 --half",
+    "cartpole": "python -m wmlib collect --env cartpole-pixels --episodes 600 --out data/cartpole_vae --seed 0 "
+                "&& python -m wmlib train-vae --rollouts data/cartpole_vae --out assets/cartpole_vae "
+                "--epochs 5 --seed 0 --batch-size 32 --lr 3e-4 --half --threads 1",
     "carracing": "python -m wmlib collect --env carracing --policy smooth --episodes 60 --max-steps 400 "
-                 "--out data/carracing_vae --seed 0 && "
-                 "python -m wmlib train-vae --rollouts data/carracing_vae --out assets/carracing_vae --half",
+                 "--out data/carracing_vae --seed 0 && python -m wmlib train-vae --rollouts data/carracing_vae "
+                 "--out assets/carracing_vae --epochs 3 --seed 0 --batch-size 32 --lr 3e-4 --half --threads 1",
 }
 """The command that rebuilds each shipped checkpoint (the exact one is in its JSON and assets/README.md)."""
 
