@@ -68,7 +68,8 @@ def deadline(seconds):
 
 def _run(fn, dim, **kw):
     """train_cmaes, serial, from zeros, quietly; kw go to train_cmaes or else to _config."""
-    names = ("seed", "generations", "checkpoint", "target_fitness", "max_env_steps", "record")
+    names = ("seed", "generations", "checkpoint", "target_fitness", "target_mean_fitness", "max_env_steps",
+             "record")
     run_kw = {"seed": 0, **{k: kw.pop(k) for k in names if k in kw}}
     return train_cmaes(SerialEvaluator(fn), np.zeros(dim), _config(**kw), progress=False, **run_kw)
 
@@ -256,6 +257,13 @@ def test_target_fitness_stops_early():
     assert len(r.history) < 200 and r.history[-1]["best"] >= -0.01
 
 
+def test_target_on_the_population_mean_is_stricter():
+    by_best = _run(sphere, 3, generations=200, target_fitness=-0.05)
+    by_mean = _run(sphere, 3, generations=200, target_mean_fitness=-0.05)
+    assert by_mean.history[-1]["mean"] >= -0.05 and by_best.history[-1]["best"] >= -0.05
+    assert len(by_mean.history) > len(by_best.history)
+
+
 def test_env_step_budget_stops_the_run():
     r = _run(noisy_sphere, 3, generations=50, rollouts_per_candidate=2, max_env_steps=1000)
     steps = [h["total_env_steps"] for h in r.history]
@@ -267,3 +275,43 @@ def test_record_keeps_the_search_distribution():
     assert len(r.trace) == 3
     t = r.trace[1]
     assert t["solutions"].shape == (10, 3) and t["fitness"].shape == (10,) and t["covariance"].shape == (3, 3)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads worker states from /proc (Linux)")
+def test_workers_leave_when_their_parent_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import numpy as np, os, time\n"
+        "from wmlib.cmaes import ProcessPoolEvaluator\n"
+        "from tests.test_cmaes import sphere\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolEvaluator(sphere, workers=2)\n"
+        "    pool(np.zeros((2, 2)), [0])\n"
+        "    print(' '.join(str(p) for p in pool._pool._processes), flush=True)\n"
+        "    time.sleep(60)\n")
+    root = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root,
+                              env={**os.environ, "PYTHONPATH": root})
+    with deadline(120):
+        workers = [int(p) for p in parent.stdout.readline().split()]
+        assert len(workers) == 2
+        parent.kill()
+        parent.wait()
+        for _ in range(100):
+            alive = [p for p in workers if _alive(p)]
+            if not alive:
+                break
+            time.sleep(0.2)
+    assert not alive, f"orphaned workers {alive} still run after their parent was killed"
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

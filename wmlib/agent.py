@@ -362,7 +362,8 @@ class ControllerTrainResult:
 
 def train_controller(rollout_fn: ControllerRollout, config=None, *, seed: int = 0,
                      generations: int | None = None, evaluator=None, target_fitness: float | None = None,
-                     max_env_steps: int | None = None, checkpoint=None, select_episodes: int = 8, record: bool = False,
+                     target_mean_fitness: float | None = None, max_env_steps: int | None = None,
+                     checkpoint=None, select_episodes: int = 8, record: bool = False,
                      progress: bool = True) -> ControllerTrainResult:
     """Train C with CMA-ES in the real env, then pick between the best candidate and the final mean.
 
@@ -379,7 +380,8 @@ def train_controller(rollout_fn: ControllerRollout, config=None, *, seed: int = 
     controller = LinearController(rollout_fn.controller)
     cma_result = train_cmaes(evaluator, np.zeros(controller.num_params), config, seed=seed,
                              generations=generations, target_fitness=target_fitness,
-                             max_env_steps=max_env_steps, checkpoint=checkpoint,
+                             target_mean_fitness=target_mean_fitness, max_env_steps=max_env_steps,
+                             checkpoint=checkpoint,
                              record=record, progress=progress, desc="CMA-ES generations (real env)")
     selection = {}
     for name, params in (("best", cma_result.best_params), ("mean", cma_result.mean)):

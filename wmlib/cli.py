@@ -263,6 +263,8 @@ def _train_controller_args(p):
     p.add_argument("--standardize-episodes", type=int, default=30,
                    help="random episodes that measure C's input statistics for the search (0: none)")
     p.add_argument("--target", type=float, default=None, help="stop once a generation's best reaches this")
+    p.add_argument("--target-mean", type=float, default=None,
+                   help="stop once a generation's population mean reaches this")
     p.add_argument("--select-episodes", type=int, default=8,
                    help="episodes to pick between the best candidate and the final mean")
     p.add_argument("--eval-episodes", type=int, default=100, help="final evaluation episodes (0: none)")
@@ -293,13 +295,15 @@ def _train_controller(args) -> int:
            + (" --rank-shaping" if args.rank_shaping else "")
            + f" --standardize-episodes {args.standardize_episodes}"
            + (f" --target {args.target:g}" if args.target is not None else "")
+           + (f" --target-mean {args.target_mean:g}" if args.target_mean is not None else "")
            + (f" --max-steps {args.max_steps}" if args.max_steps else "")
            + f" --select-episodes {args.select_episodes} --eval-episodes {args.eval_episodes}"
            f" --seed {args.seed}")
     print(f"training C ({rollout_fn.controller}) with: {cmd}", flush=True)
     with make_evaluator(rollout_fn, args.workers) as evaluator:
         result = train_controller(rollout_fn, config, seed=args.seed, evaluator=evaluator,
-                                  target_fitness=args.target, checkpoint=work,
+                                  target_fitness=args.target, target_mean_fitness=args.target_mean,
+                                  checkpoint=work,
                                   select_episodes=args.select_episodes)
         final = (evaluate_controller(evaluator, result.search_params, args.eval_episodes)
                  if args.eval_episodes > 0 else None)

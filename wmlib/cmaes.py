@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -147,11 +148,20 @@ class SerialEvaluator:
 _WORKER_FN: RolloutFn | None = None
 
 
-def _init_worker(rollout_fn: RolloutFn) -> None:
+def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    """Worker side: leave as soon as the parent process is gone (killed parents leave no orphans)."""
+    while True:
+        time.sleep(every_s)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _init_worker(rollout_fn: RolloutFn, parent_pid: int) -> None:
     """Runs once in each worker process: keep the rollout function, one torch thread per worker."""
     global _WORKER_FN
     _WORKER_FN = rollout_fn
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
 
 def _run_in_worker(i: int, j: int, params: np.ndarray, seed: int):
@@ -181,7 +191,7 @@ class ProcessPoolEvaluator:
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(mp_context),
-                                         initializer=_init_worker, initargs=(rollout_fn,))
+                                         initializer=_init_worker, initargs=(rollout_fn, os.getpid()))
 
     def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
         """solutions (N, P), seeds (R,) -> Evaluation with (N, R) returns and steps."""
@@ -386,6 +396,7 @@ def train_cmaes(
     seed: int = 0,
     generations: int | None = None,
     target_fitness: float | None = None,
+    target_mean_fitness: float | None = None,
     max_env_steps: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     record: bool = False,
@@ -400,6 +411,8 @@ def train_cmaes(
                  (None: CMAESConfig(), the paper's car settings)
     generations: overrides config.generations (the total, counting generations done before a resume)
     target_fitness: stop after the first generation whose best candidate reaches it
+    target_mean_fitness: stop after the first generation whose population mean fitness reaches it
+                 (stricter: the whole search cloud is good, not one lucky candidate)
     max_env_steps: stop after the generation that brings the real env steps to this budget
     checkpoint:  path stem; written after every generation, and resumed from when it exists
                  (the dimension, seed and config must match, except the number of generations)
@@ -459,6 +472,8 @@ def train_cmaes(
         if checkpoint is not None:
             save_es_checkpoint(checkpoint, es, result, config, seed)
         if target_fitness is not None and fitness.max() >= target_fitness:
+            break
+        if target_mean_fitness is not None and fitness.mean() >= target_mean_fitness:
             break
         if max_env_steps is not None and result.total_env_steps >= max_env_steps:
             break
