@@ -54,8 +54,8 @@ def measure(name: str, n: int, seed: int, max_steps: int | None, stride: int, sa
     episodes = held_out(env_name, policy, n, seed, max_steps)
     latents = encode_episodes(vae, episodes, m.config.action_dim)
     scores = evaluate_mdnrnn(m, latents, seed=seed)
-    err = imagination_error(m, latents, max(HORIZONS), decode=vae.decode, temperature=1.0, samples=samples,
-                            stride=stride, seed=seed)
+    err = imagination_error(m, latents, max(HORIZONS), decode=vae.decode, frame_horizons=HORIZONS,
+                            temperature=1.0, samples=samples, stride=stride, seed=seed)
     row = {"model": name, "episodes": n, "steps": int(sum(len(e["actions"]) for e in episodes)),
            "nll": scores["nll"], "seconds": round(time.perf_counter() - t0, 1)}
     for key in ("done_bce", "done_base_bce", "done_recall", "done_precision"):
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     p.add_argument("--car-episodes", type=int, default=4, help="held-out CarRacing episodes")
     p.add_argument("--car-steps", type=int, default=400, help="steps per CarRacing episode")
     p.add_argument("--seed", type=int, default=100_000, help="first held-out seed (training used 0, 1, ...)")
-    p.add_argument("--samples", type=int, default=4, help="imagined futures per start")
+    p.add_argument("--samples", type=int, default=2, help="imagined futures per start")
     p.add_argument("--json", action="store_true", help="print one JSON object per model instead of a table")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

@@ -397,8 +397,15 @@ def test_imagination_error_counts_and_copy_baseline():
     np.testing.assert_allclose(err["copy_frame_mse"], err["copy_latent_mse"], rtol=1e-6)
     np.testing.assert_allclose(err["frame_mse"], err["latent_mse"], rtol=1e-5)
     assert np.all(err["latent_mse"] > 0)
+    some = imagination_error(m, episodes, 4, samples=2, decode=lambda z: z[:, :, None, None], frame_horizons=[1, 3])
+    np.testing.assert_allclose(some["copy_frame_mse"][[0, 2]], err["copy_frame_mse"][[0, 2]], rtol=1e-6)
+    np.testing.assert_allclose(some["latent_mse"], err["latent_mse"], rtol=1e-5)  # same seed, same dreams
+    np.testing.assert_allclose(some["frame_mse"][[0, 2]], err["frame_mse"][[0, 2]], rtol=1e-5)
+    assert np.isnan(some["frame_mse"][[1, 3]]).all()
     with pytest.raises(ValueError):
         imagination_error(m, episodes, 0)
+    with pytest.raises(ValueError, match="frame_horizons"):
+        imagination_error(m, episodes, 4, decode=lambda z: z, frame_horizons=[5])
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -422,3 +429,24 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path, monkeypatch):
     (tmp_path / "cartpole_mdnrnn.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match="rebuild it with"):
         load_mdnrnn("cartpole")
+
+
+@pytest.mark.slow
+def test_shipped_cartpole_m_predicts_the_pole_falling():
+    """The shipped V + M on fresh random pixel episodes (seeds no training episode used)."""
+    from wmlib.envs import make_env
+    from wmlib.mdnrnn import encode_episodes
+    from wmlib.rollouts import play_episode, random_policy
+    from wmlib.vae import load_vae
+
+    torch.set_num_threads(1)
+    vae, m = load_vae("cartpole"), load_mdnrnn("cartpole")
+    assert m.config.predict_done and m.config.z_dim == vae.config.z_dim and m.config.action_dim == 2
+    env = make_env("cartpole-pixels")
+    env.action_space.seed(123)
+    policy = random_policy(env)
+    episodes = [play_episode(env, policy, seed=200_000 + i) for i in range(20)]
+    env.close()
+    scores = evaluate_mdnrnn(m, encode_episodes(vae, episodes, 2))
+    assert scores["done_bce"] < 0.6 * scores["done_base_bce"], scores
+    assert scores["done_recall"] > 0.4 and scores["done_precision"] > 0.4, scores
