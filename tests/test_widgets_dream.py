@@ -52,7 +52,7 @@ def controller(seed=3):
 
 
 def cartpole_player(vae, m=None, **kw):
-    env = make_dream("cartpole-pixels", m or tiny_m(), starts(), DreamConfig(max_steps=50), vae=vae,
+    env = make_dream("cartpole-pixels", m or tiny_m(), starts(), DreamConfig(max_steps=50, done_threshold=0.5), vae=vae,
                      render_mode="rgb_array")
     return DreamPlayer(env, **kw)
 
@@ -70,7 +70,7 @@ def test_buttons_drive_the_dream_like_env_steps(vae):
         player.buttons["push right ▶" if a else "◀ push left"].click()
     assert player.t == len(moves) and player.total_reward == len(moves)
     # The same actions through a fresh DreamEnv with the same seed give the same dream.
-    twin = make_dream("cartpole-pixels", tiny_m(), starts(), DreamConfig(max_steps=50))
+    twin = make_dream("cartpole-pixels", tiny_m(), starts(), DreamConfig(max_steps=50, done_threshold=0.5))
     twin.reset(seed=5)
     for a in moves:
         twin.step(a)

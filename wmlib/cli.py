@@ -368,6 +368,167 @@ def _evaluate(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# dream and pipeline (chapter 5)
+# ---------------------------------------------------------------------------------------------
+
+
+def _done_threshold(text: str):
+    return None if text == "sample" else float(text)
+
+
+def _dream_args(p):
+    p.add_argument("--env", required=True, choices=("cartpole-pixels", "carracing"))
+    p.add_argument("--vae", required=True, help="'cartpole'/'carracing' (shipped) or a checkpoint stem")
+    p.add_argument("--mdnrnn", required=True, help="'cartpole'/'carracing' (shipped) or a checkpoint stem")
+    p.add_argument("--out", required=True, help="path stem of the trained controller (.safetensors, .json)")
+    p.add_argument("--latents", default=None,
+                   help="directory of encoded real episodes where dreams start (default: play --random-episodes)")
+    p.add_argument("--random-episodes", type=int, default=50,
+                   help="without --latents: random real episodes to encode (their steps are reported)")
+    p.add_argument("--population", type=int, default=64, help="CMA-ES candidates per generation")
+    p.add_argument("--rollouts", type=int, default=16, help="dream episodes per candidate")
+    p.add_argument("--generations", type=int, default=50)
+    p.add_argument("--sigma0", type=float, default=0.5, help="initial CMA-ES step size (standardised inputs)")
+    p.add_argument("--temperature", type=float, default=1.0, help="the dream's temperature tau")
+    p.add_argument("--done-threshold", type=_done_threshold, default=None,
+                   help="the dream ends when M's done probability exceeds this (default 'sample': drawn from it)")
+    p.add_argument("--dream-max-steps", type=int, default=None,
+                   help="cut dream episodes here (default: 500 for CartPole, 1000 for the car)")
+    p.add_argument("--select-episodes", type=int, default=64,
+                   help="dream episodes to pick between the best candidate and the final mean")
+    p.add_argument("--eval-episodes", type=int, default=100, help="real episodes to evaluate C afterwards (0: none)")
+    p.add_argument("--workers", type=int, default=1, help="processes for the real evaluation (1: serial)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+@command("dream", "train C with CMA-ES entirely inside M's dream, then evaluate it in the real env")
+@_args(_dream_args)
+def _dream(args) -> int:
+    import time
+
+    import torch
+
+    from wmlib.agent import ControllerRollout, evaluate_controller, make_evaluator
+    from wmlib.checkpoints import save_checkpoint
+    from wmlib.config import CMAESConfig, DreamConfig
+    from wmlib.controller import controller_config_for
+    from wmlib.dream import train_controller_in_dream
+    from wmlib.mdnrnn import encode_episodes, load_latent_episodes, load_mdnrnn
+    from wmlib.vae import load_vae
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    vae, mdnrnn = load_vae(args.vae), load_mdnrnn(args.mdnrnn)
+    real_steps = 0
+    if args.latents:
+        episodes = load_latent_episodes(args.latents, mdnrnn.config.action_dim)
+    else:
+        from wmlib.envs import make_env
+        from wmlib.rollouts import play_episode
+
+        env = make_env(args.env)
+        env.action_space.seed(args.seed)
+        played = [play_episode(env, lambda obs, info: env.action_space.sample(), seed=args.seed + i)
+                  for i in range(args.random_episodes)]
+        real_steps = sum(len(ep["actions"]) for ep in played)
+        episodes = encode_episodes(vae, played, mdnrnn.config.action_dim)
+    c_config = controller_config_for(args.env, vae.config.z_dim, mdnrnn.config.hidden_size)
+    cma_config = CMAESConfig(population_size=args.population, rollouts_per_candidate=args.rollouts,
+                             sigma0=args.sigma0, generations=args.generations)
+    max_steps = args.dream_max_steps or (500 if args.env == "cartpole-pixels" else 1000)
+    dream_config = DreamConfig(temperature=args.temperature, done_threshold=args.done_threshold, max_steps=max_steps)
+    result = train_controller_in_dream(mdnrnn, episodes, c_config, cma_config, dream_config, seed=args.seed,
+                                       select_episodes=args.select_episodes)
+    cmd = (f"python -m wmlib dream --env {args.env} --vae {args.vae} --mdnrnn {args.mdnrnn} --out {args.out}"
+           + (f" --latents {args.latents}" if args.latents else f" --random-episodes {args.random_episodes}")
+           + f" --population {args.population} --rollouts {args.rollouts} --generations {args.generations}"
+           f" --sigma0 {args.sigma0:g} --temperature {args.temperature:g}"
+           f" --done-threshold {'sample' if args.done_threshold is None else format(args.done_threshold, 'g')}"
+           f" --dream-max-steps {max_steps} --select-episodes {args.select_episodes}"
+           f" --eval-episodes {args.eval_episodes} --seed {args.seed}")
+    final = None
+    if args.eval_episodes > 0:
+        rollout_fn = ControllerRollout(args.env, args.vae, args.mdnrnn, c_config)
+        with make_evaluator(rollout_fn, args.workers) as evaluator:
+            final = evaluate_controller(evaluator, result.controller.get_flat_params(), args.eval_episodes)
+    summary = {"parameters": result.controller.num_params, "generations": len(result.history),
+               "picked": result.picked, "dream_selection": result.selection, "dream_steps": result.dream_steps,
+               "real_steps_for_starts": real_steps, "evaluation": final.summary() if final is not None else None,
+               "wall_time_s": round(time.perf_counter() - start, 1)}
+    meta = dict(summary, command=cmd, seed=args.seed, env=args.env, vae=args.vae, mdnrnn=args.mdnrnn,
+                dream=dataclasses_asdict(dream_config), cmaes=dataclasses_asdict(cma_config), history=result.history)
+    paths = save_checkpoint(result.controller, c_config, args.out, metadata=meta)
+    print(json.dumps(dict(summary, wrote=[str(p) for p in paths])))
+    return 0
+
+
+def _pipeline_args(p):
+    from wmlib.config import PipelineConfig
+
+    d = PipelineConfig()
+    p.add_argument("--env", default=d.env_name, choices=("cartpole-pixels", "carracing"))
+    p.add_argument("--work", required=True, help="a new directory for the run's episodes, V, M, C and report.json")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=d.rounds, help="at most this many rounds")
+    p.add_argument("--random-episodes", type=int, default=d.random_episodes, help="round 0's random episodes")
+    p.add_argument("--episodes-per-round", type=int, default=d.episodes_per_round,
+                   help="episodes C plays with exploration each round (M's new data)")
+    p.add_argument("--exploration", type=float, default=d.exploration, help="probability of a random action")
+    p.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="real episodes scoring C each round")
+    p.add_argument("--budget", type=int, default=d.real_step_budget, help="real env steps the run may take")
+    p.add_argument("--target", type=float, default=d.target_return, help="stop once a round's real score reaches it")
+    p.add_argument("--z-dim", type=int, default=d.z_dim)
+    p.add_argument("--vae-epochs", type=int, default=d.vae_epochs)
+    p.add_argument("--vae-batch-size", type=int, default=d.vae_batch_size)
+    p.add_argument("--vae-lr", type=float, default=d.vae_learning_rate)
+    p.add_argument("--mdn-epochs-first", type=int, default=d.mdn_epochs_first)
+    p.add_argument("--mdn-epochs-per-round", type=int, default=d.mdn_epochs_per_round)
+    p.add_argument("--population", type=int, default=d.cma_population)
+    p.add_argument("--rollouts", type=int, default=d.cma_rollouts, help="dream episodes per candidate")
+    p.add_argument("--generations", type=int, default=d.cma_generations, help="CMA-ES generations per round")
+    p.add_argument("--sigma0", type=float, default=d.cma_sigma0)
+    p.add_argument("--temperature", type=float, default=d.temperature, help="the dream's temperature tau")
+    p.add_argument("--done-threshold", type=_done_threshold, default=d.done_threshold,
+                   help="the dream ends when M's done probability exceeds this (default 'sample': drawn from it)")
+    p.add_argument("--dream-max-steps", type=int, default=d.dream_max_steps)
+    p.add_argument("--max-episode-steps", type=int, default=None, help="cut real episodes here")
+    p.add_argument("--final-eval-episodes", type=int, default=100,
+                   help="real episodes that measure the final C (not counted in the budget; 0: none)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+@command("pipeline", "the iterative procedure: real data -> V, M -> C in the dream -> C's real data -> ...")
+@_args(_pipeline_args)
+def _pipeline(args) -> int:
+    import torch
+
+    from wmlib.config import PipelineConfig
+    from wmlib.pipeline import run_pipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = PipelineConfig(
+        env_name=args.env, rounds=args.rounds, random_episodes=args.random_episodes,
+        episodes_per_round=args.episodes_per_round, exploration=args.exploration, eval_episodes=args.eval_episodes,
+        real_step_budget=args.budget, target_return=args.target, max_episode_steps=args.max_episode_steps,
+        z_dim=args.z_dim, vae_epochs=args.vae_epochs, vae_batch_size=args.vae_batch_size,
+        vae_learning_rate=args.vae_lr, mdn_epochs_first=args.mdn_epochs_first,
+        mdn_epochs_per_round=args.mdn_epochs_per_round, cma_population=args.population,
+        cma_rollouts=args.rollouts, cma_generations=args.generations, cma_sigma0=args.sigma0,
+        temperature=args.temperature, done_threshold=args.done_threshold, dream_max_steps=args.dream_max_steps)
+    result = run_pipeline(config, args.work, seed=args.seed, final_eval_episodes=args.final_eval_episodes)
+    r = result.report
+    report_path = f"{args.work.rstrip('/')}/report.json"
+    print(json.dumps({"real_steps": r["real_steps"], "dream_steps": r["dream_steps"],
+                      "rounds": [{k: v for k, v in x.items() if k != "seconds"} for x in r["rounds"]],
+                      "final": r.get("final"), "wall_time_s": r["wall_time_s"],
+                      "report": report_path}))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -121,14 +121,69 @@ class DreamConfig:
 
     temperature: float = 1.0
     """tau of mdn_sample: below 1 a calmer, more predictable dream, above 1 a wilder one."""
-    done_threshold: float | None = 0.5
-    """The dream ends when M's done probability exceeds this (the paper's code); None samples the end."""
+    done_threshold: float | None = None
+    """None: the dream ends with M's done probability (a sampled end); a number: when it exceeds this
+    (the paper's code used 0.5). A calibrated done head is unsure near the edge, and a threshold lets
+    a dream run on there: always pushing left lives ~170 dream steps at 0.5, ~17 sampled, 9 for real."""
     max_steps: int = 1000
     """Dream episodes are truncated after this many steps, like the real env's time limit."""
     reward: str = "auto"
     """"survival" (+1 per step alive), "model" (M's reward head), or "auto" (the head if M has one)."""
     sample_start: bool = True
     """Start from z_0 ~ N(mu, sigma^2) of a real first frame (False: its mean mu)."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The paper's iterative procedure (wmlib/pipeline.py, chapter 5): real data -> V, M -> C in the
+    dream -> C's real rollouts -> retrain M -> ... Defaults: pixel CartPole within 20,000 real steps."""
+
+    env_name: str = "cartpole-pixels"
+    """The real environment ("cartpole-pixels" or "carracing")."""
+    rounds: int = 6
+    """At most this many rounds of (train M, train C in the dream, play C for real)."""
+    random_episodes: int = 300
+    """Round 0: episodes of the random policy that V and M first learn from."""
+    episodes_per_round: int = 10
+    """Later rounds: episodes played by C with exploration, added to M's data."""
+    exploration: float = 0.1
+    """Probability that a collecting step takes a random action instead of C's."""
+    eval_episodes: int = 3
+    """Real episodes per round that score C (without exploration; also kept as data)."""
+    real_step_budget: int = 20_000
+    """Real env steps the whole run may take (collection and per-round scoring)."""
+    target_return: float | None = 475.0
+    """Stop after a round whose real score reaches this (None: play every round)."""
+    max_episode_steps: int | None = None
+    """Cut real episodes after this many steps (None: the env's own limit)."""
+    z_dim: int = 32
+    """V's latent size."""
+    vae_epochs: int = 8
+    """Passes of V over the round-0 frames (V is trained once)."""
+    vae_batch_size: int = 32
+    """V's batch (small batches: more steps per frame, as for the shipped V; see assets/README.md)."""
+    vae_learning_rate: float = 3e-4
+    """V's Adam learning rate."""
+    mdn_epochs_first: int = 40
+    """M's epochs on the round-0 data."""
+    mdn_epochs_per_round: int = 20
+    """M's further epochs on all data in each later round (it continues from the last round)."""
+    cma_population: int = 32
+    """CMA-ES candidates per generation (in the dream)."""
+    cma_rollouts: int = 16
+    """Dream episodes per candidate."""
+    cma_generations: int = 30
+    """CMA-ES generations per round."""
+    cma_sigma0: float = 0.5
+    """Initial CMA-ES step size (C searches in standardised input coordinates)."""
+    temperature: float = 1.0
+    """The dream's temperature while C trains."""
+    done_threshold: float | None = None
+    """The dream's end rule (see DreamConfig.done_threshold; None: sampled ends)."""
+    dream_max_steps: int = 500
+    """Dream episodes are cut here (CartPole's real limit is 500)."""
+    select_episodes: int = 64
+    """Dream episodes that pick between CMA-ES's best candidate and its final mean."""
 
 
 @dataclass(frozen=True)

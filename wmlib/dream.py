@@ -385,22 +385,28 @@ def dream_rollouts(mdnrnn: MDNRNN, starts: StartLatents, controller: ControllerC
 
 
 @torch.no_grad()
-def dream_input_statistics(mdnrnn: MDNRNN, episodes: Sequence[dict], floor: float = 1e-3
+def dream_input_statistics(mdnrnn: MDNRNN, episodes: Sequence[dict], floor: float = 1e-3, seed: int = 0
                            ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and spread of the controller's input [z; h] along real encoded episodes, M reading them.
+    """Mean and spread of the controller's input [z; h] as the dream shows it, along real episodes.
 
-    episodes: dicts with mu (T+1, Z) and actions (T, A) float (wmlib.mdnrnn.load_latent_episodes).
+    episodes: dicts with mu, logvar (T+1, Z) and actions (T, A) float (load_latent_episodes).
+    z is drawn from N(mu, sigma^2), as M was trained and as the dream samples it: a latent
+    dimension V does not use has mu ~ 0 in every frame but is N(0, 1) noise in the dream, and
+    dividing it by the tiny spread of mu would make C's first guesses all noise.
     Returns mean (Z+H,) and std (Z+H,), floored at `floor` times the largest. CMA-ES searches C in
-    these standardised coordinates (see wmlib.controller.fold_standardization), computed here from
-    data already collected, so they cost no real steps.
+    these standardised coordinates (see wmlib.controller.fold_standardization), computed from data
+    already collected, so they cost no real steps.
     """
     from wmlib.mdnrnn import memory_states
 
+    g = torch.Generator().manual_seed(seed)
     rows = []
     for ep in episodes:
         mu = torch.as_tensor(ep["mu"], dtype=torch.float32)
-        memory = memory_states(mdnrnn, mu, torch.as_tensor(ep["actions"], dtype=torch.float32))
-        rows.append(torch.cat([mu, memory.h], dim=1).numpy())
+        sigma = torch.exp(0.5 * torch.as_tensor(ep["logvar"], dtype=torch.float32))
+        z = mu + sigma * torch.randn(mu.shape, generator=g)
+        memory = memory_states(mdnrnn, z, torch.as_tensor(ep["actions"], dtype=torch.float32))
+        rows.append(torch.cat([z, memory.h], dim=1).numpy())
     x = np.concatenate(rows).astype(np.float64)
     std = x.std(axis=0)
     return x.mean(axis=0), np.maximum(std, floor * std.max())

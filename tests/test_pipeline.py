@@ -1,0 +1,118 @@
+"""The iterative pipeline and the `dream` / `pipeline` commands, at tiny sizes (seconds, not minutes)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wmlib.agent import WorldModelAgent, play_episode
+from wmlib.checkpoints import load_checkpoint, save_checkpoint
+from wmlib.cli import main
+from wmlib.config import ControllerConfig, MDNRNNConfig, PipelineConfig, VAEConfig
+from wmlib.controller import LinearController
+from wmlib.envs import make_env
+from wmlib.mdnrnn import MDNRNN
+from wmlib.pipeline import play_agent_episode, run_pipeline
+from wmlib.rollouts import load_episode
+from wmlib.vae import ConvVAE
+
+TINY = PipelineConfig(rounds=2, random_episodes=4, episodes_per_round=2, eval_episodes=2, real_step_budget=400,
+                      max_episode_steps=30, z_dim=8, vae_epochs=1, mdn_epochs_first=1, mdn_epochs_per_round=1,
+                      cma_population=4, cma_rollouts=2, cma_generations=2, dream_max_steps=30, select_episodes=4,
+                      target_return=None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pipeline") / "run"
+    return work, run_pipeline(TINY, work, seed=0, final_eval_episodes=2, progress=False)
+
+
+@pytest.mark.slow
+def test_every_real_step_is_counted(run):
+    work, result = run
+    report = result.report
+    on_disk = sum(len(load_episode(p)["actions"]) for p in sorted((work / "rollouts").rglob("*.npz")))
+    assert report["real_steps"] == on_disk, "collection and scoring steps are all saved, and all counted"
+    assert report["real_steps"] == report["rounds"][-1]["real_steps_total"] <= TINY.real_step_budget
+    assert sum(r["real_steps"] for r in report["rounds"]) == report["real_steps"]
+    assert report["dream_steps"] == sum(r["dream_steps"] for r in report["rounds"]) > 0
+    assert [r["round"] for r in report["rounds"]] == [0, 1]
+    assert report["rounds"][1]["m_episodes"] == report["rounds"][0]["m_episodes"] + 2 + 2  # scored + explored
+    assert report["final"]["episodes"] == 2 and report["final"]["env_steps"] > 0
+    assert json.loads((work / "report.json").read_text()) == json.loads(json.dumps(report))
+
+
+@pytest.mark.slow
+def test_the_final_agent_loads_and_plays(run):
+    work, result = run
+    c = load_checkpoint(LinearController, ControllerConfig, work / "controller")
+    np.testing.assert_array_equal(c.get_flat_params(), result.controller.get_flat_params())
+    m = load_checkpoint(MDNRNN, MDNRNNConfig, work / "mdnrnn")
+    vae = load_checkpoint(ConvVAE, VAEConfig, work / "vae")
+    env = make_env("cartpole-pixels", max_episode_steps=30)
+    ep = play_episode(env, WorldModelAgent(vae, m, c, env.action_space), seed=1_000_000)
+    assert ep.steps == 30 or ep.steps < 30 and ep.ret == ep.steps
+    assert result.report["final"]["mean"] == pytest.approx(np.mean(
+        [play_episode(env, WorldModelAgent(vae, m, c, env.action_space), seed=1_000_000 + i).ret for i in range(2)]))
+
+
+@pytest.mark.slow
+def test_a_run_stops_at_the_budget_and_refuses_to_overwrite(tmp_path):
+    small = PipelineConfig(**{**TINY.__dict__, "real_step_budget": 60, "random_episodes": 10})
+    report = run_pipeline(small, tmp_path / "run", seed=1, progress=False).report
+    assert report["real_steps"] == 60
+    assert len(report["rounds"]) == 1 and report["rounds"][0]["real_score"]["episodes"] == 0
+    with pytest.raises(FileExistsError, match="already holds a pipeline run"):
+        run_pipeline(small, tmp_path / "run", seed=1, progress=False)
+
+
+def test_exploration_takes_random_actions_and_m_remembers_them():
+    torch.manual_seed(0)
+    vae = ConvVAE(VAEConfig(z_dim=4)).eval()
+    m = MDNRNN(MDNRNNConfig(z_dim=4, action_dim=2, hidden_size=8, num_mixtures=2, predict_done=True)).eval()
+    c = LinearController(ControllerConfig(z_dim=4, h_dim=8, action_dim=1, action_map="discrete"))
+    c.set_flat_params(np.r_[np.zeros(12), 1.0])  # always push right
+    env = make_env("cartpole-pixels", max_episode_steps=40)
+    agent = WorldModelAgent(vae, m, c, env.action_space)
+    greedy = play_agent_episode(env, agent, seed=3, epsilon=0.0)
+    assert set(greedy["actions"].tolist()) == {1}
+    env.action_space.seed(0)
+    explored = play_agent_episode(env, agent, seed=3, epsilon=1.0, max_steps=25)
+    assert 0 in explored["actions"] and len(explored["actions"]) <= 25
+    assert explored["frames"].shape == (len(explored["actions"]) + 1, 64, 64, 3)
+    # M's memory after the episode is the memory of the actions really taken.
+    from wmlib.mdnrnn import as_action_vectors, memory_states
+    from wmlib.vae import encode_frames
+
+    mu, _ = encode_frames(vae, explored["frames"])
+    h = memory_states(m, mu, torch.from_numpy(as_action_vectors(explored["actions"], 2))).h[-1]
+    torch.testing.assert_close(agent.h, h, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_dream_command_trains_and_evaluates(tmp_path, capsys):
+    torch.manual_seed(0)
+    save_checkpoint(ConvVAE(VAEConfig(z_dim=4)), VAEConfig(z_dim=4), tmp_path / "vae")
+    m_config = MDNRNNConfig(z_dim=4, action_dim=2, hidden_size=8, num_mixtures=2, predict_done=True)
+    save_checkpoint(MDNRNN(m_config), m_config, tmp_path / "m")
+    code = main(["dream", "--env", "cartpole-pixels", "--vae", str(tmp_path / "vae"), "--mdnrnn", str(tmp_path / "m"),
+                 "--out", str(tmp_path / "c"), "--random-episodes", "3", "--population", "4", "--rollouts", "2",
+                 "--generations", "2", "--dream-max-steps", "20", "--select-episodes", "4", "--eval-episodes", "2",
+                 "--done-threshold", "sample"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["generations"] == 2 and out["dream_steps"] > 0 and out["real_steps_for_starts"] > 0
+    assert out["evaluation"]["episodes"] == 2
+    c = load_checkpoint(LinearController, ControllerConfig, tmp_path / "c")
+    assert c.num_params == 13
+    assert "--done-threshold sample" in c.checkpoint_metadata["command"]
