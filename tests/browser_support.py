@@ -237,8 +237,8 @@ def widget_problems(page) -> list[str]:
         }}
         else if (text.includes('Error displaying widget'))
           out.push(`widget ${{i}}: ${{text.trim().slice(0, 300)}}`);
-        else if (!el.querySelector('.jupyter-widgets')) out.push(`widget ${{i}} rendered no widget: `
-                                                                  + text.trim().slice(0, 300));
+        else if (!el.querySelector('.jupyter-widgets') && text.trim())  // (empty: a widget closed on purpose,
+          out.push(`widget ${{i}} rendered no widget: ${{text.trim().slice(0, 300)}}`);  // e.g. a finished tqdm bar)
         el.querySelectorAll('img').forEach((img, j) => {{  // enlarged by the browser = blurry, not sharp pixels
           if (img.naturalWidth > 0 && img.clientWidth > 1.05 * img.naturalWidth)
             out.push(`widget ${{i}}, image ${{j}}: a ${{img.naturalWidth}}x${{img.naturalHeight}} px image `

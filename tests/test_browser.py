@@ -123,7 +123,8 @@ def test_chapter_runs_in_jupyterlab_without_errors(notebook, chapters, lab):
         widgets = page.locator(bs.WIDGET_OUTPUTS)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         for k in range(widgets.count()):
-            widgets.nth(k).screenshot(path=ARTIFACTS / f"{notebook.stem}_widget{k}.png")
+            if widgets.nth(k).is_visible():  # (a closed widget, e.g. a finished progress bar, shows nothing)
+                widgets.nth(k).screenshot(path=ARTIFACTS / f"{notebook.stem}_widget{k}.png")
         print(f"{notebook.name}: ran in {state['seconds']:.1f} s, {widgets.count()} widgets")
     except Exception:
         _save_failure_screenshot(page, notebook.stem)
@@ -168,25 +169,34 @@ def _readme_choice(widgets, prefer: re.Pattern):
 LATENT_LABEL = re.compile(r"^\s*z\[\d+\]\s*$")
 
 
+def _first_latent_slider(page, explorer):
+    return explorer.locator(".widget-slider").filter(has=page.locator(".widget-label", has_text=LATENT_LABEL)).first
+
+
+def _drag(page, slider, fraction: float) -> None:
+    """Drag the slider's handle with the mouse, `fraction` of the way to the far end of its track
+    (the end away from the handle's side)."""
+    handle = slider.locator(".noUi-handle").bounding_box()
+    track = slider.locator(".noUi-target").bounding_box()
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    end = track["x"] + track["width"] - 2 if x < track["x"] + track["width"] / 2 else track["x"] + 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + fraction * (end - x), y, steps=12)
+    page.mouse.up()
+
+
 def _drag_first_latent_slider(page, explorer, name: str) -> str:
     """Drag the explorer's first z[j] slider to the far end of its track; asserts an image changed."""
     explorer.scroll_into_view_if_needed()
-    slider = explorer.locator(".widget-slider").filter(has=page.locator(".widget-label", has_text=LATENT_LABEL)).first
+    slider = _first_latent_slider(page, explorer)
     label = slider.locator(".widget-label").inner_text()
     readout = slider.locator(".widget-readout")
     value_before = readout.inner_text()
     before = _widget_images(explorer)
     assert before, f"{name}: the latent explorer shows no image"
 
-    handle = slider.locator(".noUi-handle").bounding_box()
-    track = slider.locator(".noUi-target").bounding_box()
-    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
-    target = track["x"] + track["width"] - 2 if x < track["x"] + track["width"] / 2 else track["x"] + 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(target, y, steps=12)
-    page.mouse.up()
-
+    _drag(page, slider, 1.0)  # to the far end of the track
     change = _wait_for_change(explorer, before)
     value_after = readout.inner_text()
     assert value_after != value_before, f"{name}: dragging slider {label} did not move it (readout {value_before})"
@@ -206,6 +216,10 @@ def test_latent_explorer_slider_changes_the_decoded_image(notebook, chapters):
             explorers.nth(k).screenshot(path=ARTIFACTS / f"{notebook.stem}_latent_explorer{k}_after_drag.png")
         if README_SCREENSHOTS:
             chosen = _readme_choice(explorers, re.compile("racing", re.IGNORECASE))
+            chosen.locator(".widget-button", has_text=re.compile(r"^\W*reset\W*$")).first.click()  # z = mu again
+            time.sleep(1.0)
+            _drag(page, _first_latent_slider(page, chosen), 0.3)  # a moderate change reads better than an extreme
+            time.sleep(1.5)
             size = bs.save_small_png(chosen.screenshot(), ASSETS / "screenshot_latent_explorer.png")
             print(f"wrote assets/screenshot_latent_explorer.png ({size / 1024:.0f} KiB)")
     except Exception:
