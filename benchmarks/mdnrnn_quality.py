@@ -15,7 +15,8 @@ random driver for CarRacing; seeds far from the training seeds), encodes them wi
 - imagination error at horizons 1, 5, 10 and 20: M starts from a real step, reads the real
   actions but only its own sampled latents (temperature 1); the mean squared error per pixel
   (pixels in [0, 1]) between V's drawing of the imagined latent and V's reconstruction of the
-  real frame, against the baseline "nothing moves" (repeat the start frame).
+  real frame, against the baseline "nothing moves" (repeat the start frame); and the latent
+  error on the dimensions V uses (mean log variance below -1; in the others z is noise).
 
 Long horizons can only start early in long episodes, so their averages come from fewer starts;
 the count is printed.
@@ -27,6 +28,7 @@ import argparse
 import json
 import time
 
+import numpy as np
 import torch
 
 from wmlib.envs import make_env
@@ -54,9 +56,10 @@ def measure(name: str, n: int, seed: int, max_steps: int | None, stride: int, sa
     episodes = held_out(env_name, policy, n, seed, max_steps)
     latents = encode_episodes(vae, episodes, m.config.action_dim)
     scores = evaluate_mdnrnn(m, latents, seed=seed)
+    used = np.flatnonzero(np.concatenate([e["logvar"] for e in latents]).mean(0) < -1.0)  # dims V uses
     err = imagination_error(m, latents, max(HORIZONS), decode=vae.decode, frame_horizons=HORIZONS,
-                            temperature=1.0, samples=samples, stride=stride, seed=seed)
-    row = {"model": name, "episodes": n, "steps": int(sum(len(e["actions"]) for e in episodes)),
+                            latent_dims=used, temperature=1.0, samples=samples, stride=stride, seed=seed)
+    row = {"model": name, "episodes": n, "dims_used": len(used), "steps": int(sum(len(e["actions"]) for e in episodes)),
            "nll": scores["nll"], "seconds": round(time.perf_counter() - t0, 1)}
     for key in ("done_bce", "done_base_bce", "done_recall", "done_precision"):
         if key in scores:
@@ -99,10 +102,11 @@ def main(argv=None) -> int:
         if "done_bce" in row:
             print(f"  done head: BCE {row['done_bce']:.3f} vs base rate {row['done_base_bce']:.3f} nats; "
                   f"recall {row['done_recall']:.2f}, precision {row['done_precision']:.2f} (p > 0.5)")
-        print("  horizon | frame MSE (M imagines) | frame MSE (nothing moves) | latent MSE | starts")
+        print(f"  horizon | frame MSE (M imagines) | frame MSE (nothing moves) | latent MSE on the "
+              f"{row['dims_used']} dims V uses | starts")
         for h in HORIZONS:
             print(f"  {h:7d} | {row[f'frame_mse@{h}']:22.5f} | {row[f'copy_frame_mse@{h}']:25.5f} | "
-                  f"{row[f'latent_mse@{h}']:10.3f} | {row[f'starts@{h}']:6d}")
+                  f"{row[f'latent_mse@{h}']:30.3f} | {row[f'starts@{h}']:6d}")
     return 0
 
 

@@ -402,6 +402,8 @@ def test_imagination_error_counts_and_copy_baseline():
     np.testing.assert_allclose(some["latent_mse"], err["latent_mse"], rtol=1e-5)  # same seed, same dreams
     np.testing.assert_allclose(some["frame_mse"][[0, 2]], err["frame_mse"][[0, 2]], rtol=1e-5)
     assert np.isnan(some["frame_mse"][[1, 3]]).all()
+    time_only = imagination_error(m, episodes, 4, samples=2, latent_dims=[0])
+    np.testing.assert_allclose(time_only["copy_latent_mse"], np.arange(1, 5) ** 2)  # all the error is in dim 0
     with pytest.raises(ValueError):
         imagination_error(m, episodes, 0)
     with pytest.raises(ValueError, match="frame_horizons"):

@@ -656,8 +656,9 @@ def memory_states(model: MDNRNN, z: torch.Tensor, a: torch.Tensor) -> LSTMState:
 @torch.no_grad()
 def imagination_error(model: MDNRNN, episodes: Sequence[dict[str, np.ndarray]], horizon: int, *,
                       decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                      frame_horizons: Sequence[int] | None = None, temperature: float = 1.0,
-                      samples: int = 4, stride: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+                      frame_horizons: Sequence[int] | None = None, latent_dims: Sequence[int] | None = None,
+                      temperature: float = 1.0, samples: int = 4, stride: int = 1,
+                      seed: int = 0) -> dict[str, np.ndarray]:
     """How far imagination drifts from reality, as a function of how many steps M dreams alone.
 
     From every `stride`-th step s of every episode, M reads the real latents z_0..z_s (V's mu)
@@ -669,6 +670,8 @@ def imagination_error(model: MDNRNN, episodes: Sequence[dict[str, np.ndarray]], 
             against V's reconstruction of the real frame so that V's own error is not counted.
     frame_horizons: decode only at these horizons (decoding dominates the cost); the frame
             errors are NaN at the others. None: every horizon.
+    latent_dims: measure the latent errors on these dimensions only (for example the ones V
+            uses: in the others z is noise that no M can predict). None: all of them.
     Returns arrays indexed by horizon 1..horizon (index 0 is horizon 1): "horizon", "count"
     (start points measured), "latent_mse", "copy_latent_mse", and with decode "frame_mse",
     "copy_frame_mse" (mean squared error per pixel and channel, pixels in [0, 1]).
@@ -705,8 +708,10 @@ def imagination_error(model: MDNRNN, episodes: Sequence[dict[str, np.ndarray]], 
         dream = imagine(model, rep(mu[starts]), rep(actions), state, temperature=temperature,
                         generator=g)["z"].view(len(starts), samples, horizon, -1)  # (S, samples, N, Z)
         truth = mu[future.clamp(max=T)]  # (S, N, Z)
-        sums["latent_mse"] += (((dream - truth[:, None]) ** 2).mean(dim=(1, 3)) * valid).sum(0).cpu().numpy()
-        copy = ((mu[starts][:, None] - truth) ** 2).mean(-1)  # (S, N)
+        dims = slice(None) if latent_dims is None else list(latent_dims)
+        sq = (dream[..., dims] - truth[:, None][..., dims]) ** 2
+        sums["latent_mse"] += (sq.mean(dim=(1, 3)) * valid).sum(0).cpu().numpy()
+        copy = ((mu[starts][:, None][..., dims] - truth[..., dims]) ** 2).mean(-1)  # (S, N)
         sums["copy_latent_mse"] += (copy * valid).sum(0).cpu().numpy()
         if decode is not None and frame_idx:
             real = decode(mu).flatten(1)  # (T+1, C*H*W)
