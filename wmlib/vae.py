@@ -411,7 +411,7 @@ def train_vae(
                 sums["reconstruction"] += float(reconstruction_error(out.x_hat, x).sum())
                 sums["kl"] += float(kl_divergence(out.mu, out.logvar).sum())
                 n += b
-            bar.set_postfix(loss=f"{float(loss):.1f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.1f}")
             if max_frames_per_epoch is not None and n >= max_frames_per_epoch:
                 break
         frames_seen += n
