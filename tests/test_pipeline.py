@@ -49,6 +49,8 @@ def test_every_real_step_is_counted(run):
     assert [r["round"] for r in report["rounds"]] == [0, 1]
     assert report["rounds"][1]["m_episodes"] == report["rounds"][0]["m_episodes"] + 2 + 2  # scored + explored
     assert report["final"]["episodes"] == 2 and report["final"]["env_steps"] > 0
+    scores = [r["real_score"]["mean"] for r in report["rounds"]]
+    assert report["picked_round"] == int(np.argmax(scores)), "the result is the C that scored best for real"
     assert json.loads((work / "report.json").read_text()) == json.loads(json.dumps(report))
 
 

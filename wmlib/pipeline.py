@@ -7,7 +7,8 @@ to reality for data where the dream was wrong, and repeat (the paper's section o
                     train C with CMA-ES entirely in the dream (batched: a whole population at once)
                     play C in the real env without exploration: its real score this round
                     play C with exploration: more real episodes, where the dream was least right
-    stop at the real step budget, after `rounds` rounds, or once the real score reaches the target
+    stop at the real step budget, after `rounds` rounds, or once the real score reaches the target;
+    the result is the C (and its M) of the round with the best real score
 
 Every real env step is counted (random data, C's data and the per-round scoring); dream steps
 are counted apart. A final evaluation over many episodes (`final_eval_episodes`) measures the
@@ -94,11 +95,12 @@ def play_agent_episode(env, agent, *, seed: int, epsilon: float = 0.0, rng: np.r
 class PipelineResult:
     """What `run_pipeline` returns: the JSON report (also in WORK/report.json) and the final V, M, C.
 
-    report: {"config", "seed", "real_steps", "dream_steps", "prior_real_steps", "rounds": [per round:
+    report: {"config", "seed", "real_steps", "dream_steps", "picked_round", "rounds": [per round:
              "round", "episodes", "real_steps", "real_steps_total", "dream_steps", "dream_steps_total",
              "dream_score", "real_score" {"mean", "std", "episodes"}, "m_nll", "seconds" per stage],
              "final" (with final_eval_episodes), "wall_time_s"}
-    controller: C with ordinary (folded) parameters, ready for a WorldModelAgent
+    controller, mdnrnn: the C (ordinary, folded parameters) and M of the round whose real score
+                was best (`picked_round`): a later round's C can score worse, and those scores are real
     """
 
     report: dict
@@ -186,6 +188,7 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
     latents: list[dict] = []
     collected: list[dict] = []  # the real episodes of the last round, for M's next round
     m_config = None
+    best = None  # (real score, round, C, M) of the best-scoring round so far
     for k in rounds_bar:
         seconds, t0, steps_before = {}, time.perf_counter(), budget.used
         round_dir = work / "rollouts" / f"round_{k:02d}"
@@ -239,6 +242,8 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
         returns = [float(ep["rewards"].sum()) for ep in scored]
         seconds["evaluate"] = time.perf_counter() - t0
         reached = bool(returns) and config.target_return is not None and np.mean(returns) >= config.target_return
+        if returns and (best is None or np.mean(returns) > best[0]):
+            best = (float(np.mean(returns)), k, controller, mdnrnn)  # the result: the best C as scored for real
         collected = list(scored)
         if not reached and k + 1 < config.rounds:
             t0 = time.perf_counter()
@@ -266,8 +271,11 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
         if reached or budget.left == 0:
             break
     rounds_bar.close()
-    save_checkpoint(controller, controller.config, work / "controller", metadata={"seed": seed})
-    save_checkpoint(mdnrnn, mdnrnn.config, work / "mdnrnn", metadata={"seed": seed})
+    if best is not None:
+        report["picked_round"], controller, mdnrnn = best[1], best[2], best[3]
+    picked = {"seed": seed, "round": report.get("picked_round")}
+    save_checkpoint(controller, controller.config, work / "controller", metadata=picked)
+    save_checkpoint(mdnrnn, mdnrnn.config, work / "mdnrnn", metadata=picked)
     if final_eval_episodes > 0:
         t0 = time.perf_counter()
         agent = WorldModelAgent(vae, mdnrnn, controller, env.action_space, seed=seed)
