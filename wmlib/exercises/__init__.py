@@ -9,11 +9,8 @@ Each chapter's exercises live in their own module (ch01.py, ch02.py, ...), regis
 Introduced in: course/00_start_here.ipynb
 """
 
-from wmlib.exercises import ch01  # noqa: F401  (registers the chapter's exercises)
-from wmlib.exercises import ch02  # noqa: F401
-from wmlib.exercises import ch03  # noqa: F401
-from wmlib.exercises import ch04  # noqa: F401
-from wmlib.exercises import ch05  # noqa: F401
+# Importing a chapter's module registers its exercises.
+from wmlib.exercises import ch01, ch02, ch03, ch04, ch05  # noqa: F401
 from wmlib.exercises._core import (
     CheckResult,
     ExerciseError,
