@@ -80,7 +80,8 @@ def lab(browser):
 def chapters(browser, lab):
     """Runs a chapter once per module: name -> (page, state); pages of KEEP_OPEN chapters stay open."""
     runs: dict[str, tuple] = {}
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # A laptop-sized window; the README screenshots get a wider one so that wide widgets are not clipped.
+    context = browser.new_context(viewport={"width": 1600 if README_SCREENSHOTS else 1400, "height": 1000})
 
     def run(name: str):
         if name not in runs:
