@@ -314,3 +314,29 @@ def test_shipped_cartpole_vae_reconstructs_real_frames():
     sse = per_image.reshape(len(frames), -1).sum(1)
     blank = ((255.0 - frames) / 255.0) ** 2  # a white frame: what "forgetting everything" costs
     assert sse.mean() < 0.25 * blank.reshape(len(frames), -1).sum(1).mean()
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_trains_resumes_and_encodes(tmp_path, capsys):
+    from wmlib.cli import main
+
+    data = _tiny_rollouts(tmp_path / "data", episodes=2, steps=10)
+    out, work = tmp_path / "assets" / "v", tmp_path / "work" / "v"
+    argv = ["train-vae", "--rollouts", str(data), "--out", str(out), "--work", str(work), "--epochs", "1",
+            "--z-dim", "4", "--batch-size", "8", "--lr", "1e-3", "--half", "--threads", "1"]
+    assert main(argv) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["metadata"]["command"].startswith("python -m wmlib train-vae --rollouts")
+    assert "--epochs 1" in meta["metadata"]["command"] and "--half" in meta["metadata"]["command"]
+    assert len(meta["metadata"]["history"]) == 1
+    argv[argv.index("--epochs") + 1] = "2"  # extend the same run: only epoch 2 trains
+    assert main(argv) == 0
+    assert len(json.loads(out.with_suffix(".json").read_text())["metadata"]["history"]) == 2
+    assert load_vae(str(out)).config.z_dim == 4
+    assert main(["encode", "--vae", str(out), "--rollouts", str(data), "--out", str(tmp_path / "z")]) == 0
+    with np.load(tmp_path / "z" / "episode_00000.npz") as f:
+        assert f["mu"].shape == (11, 4)
+    capsys.readouterr()
