@@ -62,7 +62,12 @@ def main(argv=None) -> int:
                 vae.decode(torch.zeros(1, vae.config.z_dim))
 
         rows.append((label, "slider move (decode + PNG)", timings(move, args.moves)))
-        rows.append((label, "plain vae.decode, 1 latent", timings(plain_decode, args.moves)))
+        rows.append((label, f"plain vae.decode, 1 latent, {torch.get_num_threads()} threads",
+                     timings(plain_decode, args.moves)))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        rows.append((label, "plain vae.decode, 1 latent, 1 thread", timings(plain_decode, args.moves)))
+        torch.set_num_threads(threads)
     png = timings(lambda i: frame_to_png(frames[i % 4], 4), args.moves)
     rows.append(("-", "PNG encode 256x256 alone", png))
     print(f"torch threads: {torch.get_num_threads()}, moves: {args.moves}")
