@@ -340,3 +340,33 @@ def test_cli_trains_resumes_and_encodes(tmp_path, capsys):
     with np.load(tmp_path / "z" / "episode_00000.npz") as f:
         assert f["mu"].shape == (11, 4)
     capsys.readouterr()
+
+
+# --- the smooth random policy the CarRacing V was trained on -----------------------------------
+
+
+class _SpaceOnly:
+    def __init__(self, space, seed):
+        self.action_space = space
+        space.seed(seed)
+
+
+def _actions(space, seed, n=400):
+    from wmlib.rollouts import smooth_random_policy
+
+    act = smooth_random_policy(_SpaceOnly(space, seed))
+    return np.array([act(None, {}) for _ in range(n)])
+
+
+def test_smooth_random_policy_drives_gently_and_reproducibly():
+    import gymnasium as gym
+
+    car = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
+    a = _actions(car, seed=5)
+    assert np.array_equal(a, _actions(car, seed=5))
+    assert all(car.contains(x) for x in a)
+    uniform = np.array([car.sample() for _ in range(400)])
+    assert np.abs(np.diff(a, axis=0)).mean() < 0.2 * np.abs(np.diff(uniform, axis=0)).mean()  # slow changes
+    assert 0.05 <= a[:, 1].mean() <= 0.35 and (a[:, 2] < 0.05).mean() > 0.7  # gentle gas, little brake
+    sticky = _actions(gym.spaces.Discrete(2), seed=0)
+    assert set(np.unique(sticky)) == {0, 1} and (sticky[1:] != sticky[:-1]).mean() < 0.15
