@@ -452,3 +452,16 @@ def test_shipped_cartpole_m_predicts_the_pole_falling():
     scores = evaluate_mdnrnn(m, encode_episodes(vae, episodes, 2))
     assert scores["done_bce"] < 0.6 * scores["done_base_bce"], scores
     assert scores["done_recall"] > 0.4 and scores["done_precision"] > 0.4, scores
+
+
+@pytest.mark.parametrize("name", ["cartpole", "carracing"])
+def test_shipped_m_records_its_command_and_fits_its_v(name):
+    from wmlib.mdnrnn import SHIPPED_MDNRNNS, mdnrnn_metadata
+    from wmlib.vae import load_vae
+
+    meta = mdnrnn_metadata(name)
+    assert SHIPPED_MDNRNNS[name].split(" && ")[1] == meta["command"]
+    assert meta["seed"] == 0 and meta["epochs_done"] == len(meta["history"]) == 100
+    m, vae = load_mdnrnn(name), load_vae(name)
+    assert m.config.z_dim == vae.config.z_dim
+    assert (m.config.hidden_size, m.config.num_mixtures) == ((64, 5) if name == "cartpole" else (256, 5))

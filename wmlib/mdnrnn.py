@@ -739,12 +739,13 @@ def imagination_error(model: MDNRNN, episodes: Sequence[dict[str, np.ndarray]], 
 # ---------------------------------------------------------------------------------------------
 
 SHIPPED_MDNRNNS: dict[str, str] = {
-    "cartpole": ("python -m wmlib encode --vae cartpole --rollouts data/cartpole_vae"
-                 " --out data/cartpole_latents && python -m wmlib train-mdnrnn --env cartpole-pixels"
-                 " --latents data/cartpole_latents --out assets/cartpole_mdnrnn --seed 0"),
+    "cartpole": ("python -m wmlib encode --vae cartpole --rollouts data/cartpole_vae --out data/cartpole_latents"
+                 " && python -m wmlib train-mdnrnn --env cartpole-pixels --latents data/cartpole_latents"
+                 " --out assets/cartpole_mdnrnn --epochs 100 --seed 0 --val-episodes 20"),
     "carracing": ("python -m wmlib encode --vae carracing --rollouts data/carracing_vae"
                   " --out data/carracing_latents && python -m wmlib train-mdnrnn --env carracing"
-                  " --latents data/carracing_latents --out assets/carracing_mdnrnn --seed 0"),
+                  " --latents data/carracing_latents --out assets/carracing_mdnrnn --epochs 100 --seed 0"
+                  " --val-episodes 6 --batch-size 16 --lr 0.003"),
 }
 """The command that rebuilds each shipped M (the exact one is in its JSON and assets/README.md)."""
 
