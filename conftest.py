@@ -12,6 +12,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+# The tests use small networks on single frames: one thread each avoids the test process and the notebook
+# kernels spinning against each other on a 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Exercises record progress in a file; the test run keeps its own instead of the learner's.
 if "WMLIB_PROGRESS_FILE" not in os.environ:

@@ -193,7 +193,8 @@ def test_cli_trains_saves_resumes_and_evaluates(checkpoints, tmp_path, capsys):
         return main(["train-controller", "--env", "cartpole-pixels", "--vae", str(vae), "--mdnrnn", str(mdn),
                      "--out", str(out), "--population", "4", "--rollouts", "1",
                      "--generations", str(generations), "--max-steps", "15", "--select-episodes", "1",
-                     "--eval-episodes", "2", "--workers", "1", "--work", str(work)])
+                     "--eval-episodes", "2", "--workers", "1", "--work", str(work),
+                     "--standardize-episodes", "3"])
 
     assert train(2) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

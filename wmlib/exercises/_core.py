@@ -172,9 +172,9 @@ def _last_learner_line(exc: BaseException) -> str:
 class Guarded:
     """The learner's function, called with a time limit; its errors become `LearnerCodeError`."""
 
-    def __init__(self, fn: Callable, time_limit_s: float = TIME_LIMIT_S):
+    def __init__(self, fn: Callable, time_limit_s: float | None = None):
         self.fn = fn
-        self.time_limit_s = time_limit_s
+        self.time_limit_s = TIME_LIMIT_S if time_limit_s is None else time_limit_s
 
     def __call__(self, *args, **kwargs):
         try:
