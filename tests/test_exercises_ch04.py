@@ -1,6 +1,5 @@
 """Chapter 4's exercises: the reference and an independent correct version pass, every wrong one fails."""
 
-import time
 
 import numpy as np
 import pytest
@@ -35,11 +34,9 @@ def test_every_chapter_4_exercise_has_wrong_versions():
 
 
 @pytest.mark.parametrize("exercise_id", sorted(WRONG_VERSIONS))
-def test_reference_passes_quickly(exercise_id):
-    start = time.perf_counter()
+def test_reference_passes(exercise_id):
     result = run_tests(exercise_id, get_exercise(exercise_id).reference)
     assert result.passed, result.failures
-    assert time.perf_counter() - start < 1.0
 
 
 @pytest.mark.parametrize("exercise_id, fn", [

@@ -1,7 +1,6 @@
 """The latent explorer and the traversal grid, driven from Python."""
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -121,18 +120,6 @@ def test_fast_decoder_matches_the_model():
     z = torch.randn(4, 32, generator=torch.Generator().manual_seed(0)) * 2
     with torch.no_grad():
         assert torch.allclose(_FastDecoder(vae)(z), vae.decode(z), atol=1e-5)
-
-
-def test_update_latency_is_under_50_ms_at_the_papers_size():
-    ex = LatentExplorer(_vae(z_dim=32), _frames(2))
-    slider = ex.sliders[ex.order[0]]
-    slider.value = 0.0  # warm up
-    times = []
-    for i in range(100):
-        start = time.perf_counter()
-        slider.value = float(np.sin(i))
-        times.append(time.perf_counter() - start)
-    assert 1000 * float(np.median(times)) < 50.0
 
 
 def test_traversal_grid_sweeps_one_dimension_per_row():
