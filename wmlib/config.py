@@ -123,8 +123,9 @@ class DreamConfig:
     """tau of mdn_sample: below 1 a calmer, more predictable dream, above 1 a wilder one."""
     done_threshold: float | None = None
     """None: the dream ends with M's done probability (a sampled end); a number: when it exceeds this
-    (the paper's code used 0.5). A calibrated done head is unsure near the edge, and a threshold lets
-    a dream run on there: always pushing left lives ~170 dream steps at 0.5, ~17 sampled, 9 for real."""
+    (the paper's code used 0.5). A calibrated done head is unsure near the edge, and a threshold lets a
+    dream run on there (an M trained on 300 random episodes: always pushing left lived ~170 dream steps
+    at 0.5, ~17 with sampled ends, 9 for real)."""
     max_steps: int = 1000
     """Dream episodes are truncated after this many steps, like the real env's time limit."""
     reward: str = "auto"
@@ -253,6 +254,22 @@ class CourseSizes:
     """Chapter 4: budget of real env steps for training C in the notebook (pixel CartPole)."""
     controller_eval_episodes: int = 10
     """Chapter 4: real episodes per evaluation of a controller in the notebook."""
+    dream_start_episodes: int = 30
+    """Chapter 5: random real episodes whose first frames start the dreams."""
+    dream_population: int = 32
+    """Chapter 5: CMA-ES candidates per generation in the dream."""
+    dream_rollouts: int = 8
+    """Chapter 5: dream episodes per candidate."""
+    dream_generations: int = 25
+    """Chapter 5: CMA-ES generations in the dream."""
+    dream_eval_episodes: int = 20
+    """Chapter 5: real episodes that score a controller trained in the dream."""
+    dream_temperatures: tuple[float, ...] = (0.5, 1.15, 1.3)
+    """Chapter 5: temperatures of the sweep besides 0.1 and 1.0 (C trained in the dream at each, scored for real)."""
+    dream_sweep_episodes: int = 10
+    """Chapter 5: real episodes per temperature of the sweep."""
+    dream_iteration_episodes: int = 10
+    """Chapter 5: real episodes the dream-trained C plays (with exploration) for one round of iterative training."""
 
 
 DEFAULT_SIZES = CourseSizes(
@@ -281,6 +298,14 @@ FAST_SIZES = CourseSizes(
     cma_rollouts=1,
     controller_env_steps=600,
     controller_eval_episodes=2,
+    dream_start_episodes=3,
+    dream_population=6,
+    dream_rollouts=2,
+    dream_generations=2,
+    dream_eval_episodes=2,
+    dream_temperatures=(1.3,),
+    dream_sweep_episodes=1,
+    dream_iteration_episodes=2,
 )
 
 

@@ -8,7 +8,7 @@ than a frame, and thousands of dreams run side by side as one tensor batch:
     step:   a_t = C([z_t, h_t])                         (the controller acts on what it "sees")
             h_{t+1}, p(z_{t+1}), p(done_t) = M(z_t, a_t, h_t)
             z_{t+1} ~ mdn_sample(p(z_{t+1}), temperature)
-            reward_t = +1 for surviving (or M's reward head), terminated_t = p(done_t) > 0.5
+            reward_t = +1 for surviving (or M's reward head), terminated_t ~ Bernoulli(p(done_t))
 
 There is no V in the loop: the dream never draws a picture unless you ask it to (`render`).
 
@@ -105,11 +105,12 @@ class DreamStep(NamedTuple):
 
 def dream_step(mdnrnn: MDNRNN, z: torch.Tensor, a: torch.Tensor, state: LSTMState, temperature: float,
                u: torch.Tensor, eps: torch.Tensor, u_done: torch.Tensor,
-               done_threshold: float | None = 0.5) -> DreamStep:
+               done_threshold: float | None = None) -> DreamStep:
     """M imagines one step of B dreams: it reads (z_t, a_t), remembers, and samples z_{t+1}.
 
     z: (B, Z)   a: (B, A) M's action vectors   state: (B, H) each   u, eps: (B, Z)   u_done: (B,)
-    terminated = done_prob > done_threshold, or done_prob > u_done (a sampled end) when it is None.
+    terminated = done_prob > u_done (a sampled end, u_done ~ U(0, 1)), or done_prob > done_threshold when
+    one is given (the paper's code used 0.5; see DreamConfig.done_threshold for why we sample).
     """
     out = mdnrnn.step(z, a, state)
     z_next = mdn_sample_from_noise(out.log_pi, out.mu, out.log_sigma, temperature, u, eps)
