@@ -597,7 +597,8 @@ class DreamPlayer:
         self.frame = None
         self.t, self.total_reward, self.done, self.done_prob = 0, 0.0, False, None
 
-        self.image = W.Image(format="png")
+        # An explicit size: without it JupyterLab stretches the image to the full width of the output.
+        self.image = W.Image(format="png", width=64 * self.scale, height=64 * self.scale)
         self.caption = W.HTML()
         self.buttons = {name: W.Button(description=name) for name in self.actions}
         for name, button in self.buttons.items():
