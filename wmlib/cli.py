@@ -532,7 +532,8 @@ def _pipeline(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m wmlib", description="Train the World Models agent, stage by stage.")
+    parser = argparse.ArgumentParser(prog="python -m wmlib",
+                                     description="Train the World Models agent, stage by stage.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text))
