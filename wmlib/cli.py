@@ -320,11 +320,29 @@ def _train_controller(args) -> int:
         "wall_time_s": round(result.cma.history[-1]["wall_s"], 1),
     }
     meta = dict(summary, command=cmd, seed=args.seed, env=args.env, vae=args.vae, mdnrnn=args.mdnrnn,
+                parts_sha256=_parts_sha256(args.vae, args.mdnrnn if not args.z_only else None),
                 cmaes=dataclasses_asdict(config), history=result.cma.history,
                 input_mean=list(rollout_fn.input_mean or []), input_std=list(rollout_fn.input_std or []))
     paths = save_checkpoint(result.controller, result.controller.config, args.out, metadata=meta)
     print(json.dumps(dict(summary, wrote=[str(p) for p in paths])))
     return 0
+
+
+def _parts_sha256(vae: str, mdnrnn: str | None) -> dict:
+    """sha256 of the V and M weights a controller was trained with (C is only valid with those)."""
+    import hashlib
+    from pathlib import Path
+
+    from wmlib.checkpoints import assets_dir
+
+    out = {}
+    for kind, name in (("vae", vae), ("mdnrnn", mdnrnn)):
+        if name is None:
+            continue
+        stem = assets_dir() / f"{name}_{kind}" if name in ("cartpole", "carracing") else Path(name)
+        path = stem.with_suffix(".safetensors")
+        out[kind] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return out
 
 
 def dataclasses_asdict(obj) -> dict:
