@@ -118,3 +118,14 @@ def test_dream_command_trains_and_evaluates(tmp_path, capsys):
     c = load_checkpoint(LinearController, ControllerConfig, tmp_path / "c")
     assert c.num_params == 13
     assert "--done-threshold sample" in c.checkpoint_metadata["command"]
+
+
+def test_a_dream_without_reward_or_end_is_refused():
+    from wmlib.controller import controller_config_for
+    from wmlib.dream import train_controller_in_dream
+
+    m = MDNRNN(MDNRNNConfig(z_dim=4, action_dim=3, hidden_size=8, num_mixtures=2))  # like the CarRacing preset
+    episodes = [{"mu": np.zeros((3, 4), np.float32), "logvar": np.zeros((3, 4), np.float32),
+                 "actions": np.zeros((2, 3), np.float32)}]
+    with pytest.raises(ValueError, match="neither the reward nor the end"):
+        train_controller_in_dream(m, episodes, controller_config_for("carracing", 4, 8), progress=False)

@@ -486,7 +486,8 @@ def _pipeline_args(p):
     from wmlib.config import PipelineConfig
 
     d = PipelineConfig()
-    p.add_argument("--env", default=d.env_name, choices=("cartpole-pixels", "carracing"))
+    p.add_argument("--env", default=d.env_name, choices=("cartpole-pixels",),
+                   help="the dream needs M to predict the end or the reward: only CartPole's M does")
     p.add_argument("--work", required=True, help="a new directory for the run's episodes, V, M, C and report.json")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=d.rounds, help="at most this many rounds")

@@ -661,6 +661,10 @@ def train_controller_in_dream(mdnrnn: MDNRNN, episodes: Sequence[dict], controll
 
     cma_config = CMAESConfig() if cma_config is None else cma_config
     dream_config = DreamConfig() if dream_config is None else dream_config
+    if mdnrnn.reward_head is None and mdnrnn.done_head is None:
+        raise ValueError("M predicts neither the reward nor the end of an episode, so in its dream every controller "
+                         "scores the same (+1 per step until the step limit): train M with predict_done or "
+                         "predict_reward (the CarRacing preset has neither; the paper trains the car's C for real)")
     mean, std = dream_input_statistics(mdnrnn, episodes)
     if len(mean) != controller.z_dim + controller.h_dim:
         raise ValueError(f"the controller reads {controller.z_dim} + {controller.h_dim} inputs, but M's [z; h] "

@@ -162,6 +162,10 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
     config = PipelineConfig() if config is None else config
     if config.rounds < 1 or config.random_episodes < 1:
         raise ValueError(f"need at least one round and one random episode, got {config}")
+    m_preset = preset_config(config.env_name, config.z_dim)
+    if not (m_preset.predict_done or m_preset.predict_reward):
+        raise ValueError(f"M for {config.env_name} predicts neither the reward nor the end, so C cannot be trained "
+                         "in its dream; the pipeline supports cartpole-pixels")
     work = Path(work_dir)
     if (work / "report.json").exists():
         raise FileExistsError(f"{work} already holds a pipeline run (report.json); choose another work dir "
@@ -187,7 +191,7 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
     vae = mdnrnn = controller = None
     latents: list[dict] = []
     collected: list[dict] = []  # the real episodes of the last round, for M's next round
-    m_config = None
+    m_config = m_preset  # M's config (the preset for the env)
     best = None  # (real score, round, C, M) of the best-scoring round so far
     for k in rounds_bar:
         seconds, t0, steps_before = {}, time.perf_counter(), budget.used
@@ -206,7 +210,6 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
                             checkpoint=work / "vae_train", progress=progress).vae.cpu().eval()
             save_checkpoint(vae, vae_config, work / "vae", metadata={"seed": seed, "pipeline": str(work)})
             seconds["vae"] = time.perf_counter() - t0
-            m_config = preset_config(config.env_name, config.z_dim)
         else:
             new = collected
         t0 = time.perf_counter()
