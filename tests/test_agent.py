@@ -150,6 +150,16 @@ def test_input_statistics_and_standardised_search(checkpoints, cartpole):
     raw = fold_standardization(theta, fn.input_mean, fn.input_std, 1)
     assert fn(theta, 3) == plain(raw, 3)
     np.testing.assert_allclose(fn.controller_params(theta), raw)
+    # a trained controller as the start of a new search: the same raw W, b in the new coordinates
+    from wmlib.agent import search_start
+
+    c = LinearController(fn.controller)
+    c.set_flat_params(raw)
+    np.testing.assert_allclose(fn.controller_params(search_start(fn, c)), c.get_flat_params(), rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_allclose(search_start(plain, c), c.get_flat_params())
+    with pytest.raises(ValueError, match="cannot start from a controller"):
+        search_start(fn, LinearController(controller_config_for("cartpole-pixels", Z, 0)))
 
 
 def test_controller_rollout_pickles_without_its_models(checkpoints):

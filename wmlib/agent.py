@@ -364,13 +364,14 @@ def train_controller(rollout_fn: ControllerRollout, config=None, *, seed: int = 
                      generations: int | None = None, evaluator=None, target_fitness: float | None = None,
                      target_mean_fitness: float | None = None, max_env_steps: int | None = None,
                      checkpoint=None, select_episodes: int = 8, record: bool = False,
-                     progress: bool = True) -> ControllerTrainResult:
+                     progress: bool = True, x0: np.ndarray | None = None) -> ControllerTrainResult:
     """Train C with CMA-ES in the real env, then pick between the best candidate and the final mean.
 
     The best candidate's fitness is a maximum over noisy estimates (optimistic); the mean of the
     search distribution is often the more robust policy. Both play `select_episodes` fresh
     episodes (seeds after the evaluation range's) and the better one is kept.
     evaluator: from make_evaluator (default: a serial one); config: CMAESConfig.
+    x0: where the search starts, in search coordinates (default zeros; see `search_start`).
     """
     from wmlib.cmaes import SerialEvaluator, train_cmaes
     from wmlib.config import CMAESConfig
@@ -378,7 +379,8 @@ def train_controller(rollout_fn: ControllerRollout, config=None, *, seed: int = 
     config = CMAESConfig() if config is None else config
     evaluator = SerialEvaluator(rollout_fn) if evaluator is None else evaluator
     controller = LinearController(rollout_fn.controller)
-    cma_result = train_cmaes(evaluator, np.zeros(controller.num_params), config, seed=seed,
+    x0 = np.zeros(controller.num_params) if x0 is None else np.asarray(x0, dtype=np.float64)
+    cma_result = train_cmaes(evaluator, x0, config, seed=seed,
                              generations=generations, target_fitness=target_fitness,
                              target_mean_fitness=target_mean_fitness, max_env_steps=max_env_steps,
                              checkpoint=checkpoint,
@@ -393,6 +395,24 @@ def train_controller(rollout_fn: ControllerRollout, config=None, *, seed: int = 
     controller.set_flat_params(rollout_fn.controller_params(search_params))
     return ControllerTrainResult(controller, np.array(search_params), cma_result, picked, selection,
                                  calibration_env_steps=rollout_fn.calibration_env_steps)
+
+
+def search_start(rollout_fn: ControllerRollout, controller: LinearController) -> np.ndarray:
+    """A trained controller's raw W, b as a starting point in rollout_fn's search coordinates.
+
+    Used to continue from an earlier run (a second stage with a smaller step size, say): the
+    standardisation may differ between runs, so we go through the raw parameters.
+    """
+    from wmlib.controller import unfold_standardization
+
+    c, want = controller.config, rollout_fn.controller
+    if (c.z_dim, c.h_dim, c.action_dim) != (want.z_dim, want.h_dim, want.action_dim):
+        raise ValueError(f"cannot start from a controller for (z {c.z_dim}, h {c.h_dim}, a {c.action_dim}): "
+                         f"this run's is (z {want.z_dim}, h {want.h_dim}, a {want.action_dim})")
+    params = controller.get_flat_params()
+    if rollout_fn.input_mean is None:
+        return params
+    return unfold_standardization(params, rollout_fn.input_mean, rollout_fn.input_std, c.action_dim)
 
 
 def load_controller(name: str):

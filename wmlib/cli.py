@@ -269,6 +269,8 @@ def _train_controller_args(p):
                    help="episodes to pick between the best candidate and the final mean")
     p.add_argument("--eval-episodes", type=int, default=100, help="final evaluation episodes (0: none)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--x0-from", default=None,
+                   help="start the search at this trained controller (a stem), e.g. for a second stage")
     p.add_argument("--work", default=None,
                    help="stem of the resumable CMA-ES checkpoint (default data/checkpoints/<out name>_es)")
 
@@ -278,7 +280,14 @@ def _train_controller_args(p):
 def _train_controller(args) -> int:
     from pathlib import Path
 
-    from wmlib.agent import controller_rollout_for, evaluate_controller, make_evaluator, train_controller
+    from wmlib.agent import (
+        controller_rollout_for,
+        evaluate_controller,
+        load_controller,
+        make_evaluator,
+        search_start,
+        train_controller,
+    )
     from wmlib.checkpoints import save_checkpoint
     from wmlib.config import CMAESConfig
 
@@ -298,12 +307,14 @@ def _train_controller(args) -> int:
            + (f" --target-mean {args.target_mean:g}" if args.target_mean is not None else "")
            + (f" --max-steps {args.max_steps}" if args.max_steps else "")
            + f" --select-episodes {args.select_episodes} --eval-episodes {args.eval_episodes}"
-           f" --seed {args.seed}")
+           f" --seed {args.seed}" + (f" --x0-from {args.x0_from}" if args.x0_from else "")
+           + (f" --work {args.work}" if args.work else ""))
+    x0 = search_start(rollout_fn, load_controller(args.x0_from)) if args.x0_from else None
     print(f"training C ({rollout_fn.controller}) with: {cmd}", flush=True)
     with make_evaluator(rollout_fn, args.workers) as evaluator:
         result = train_controller(rollout_fn, config, seed=args.seed, evaluator=evaluator,
                                   target_fitness=args.target, target_mean_fitness=args.target_mean,
-                                  checkpoint=work,
+                                  checkpoint=work, x0=x0,
                                   select_episodes=args.select_episodes)
         final = (evaluate_controller(evaluator, result.search_params, args.eval_episodes)
                  if args.eval_episodes > 0 else None)
