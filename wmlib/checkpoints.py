@@ -34,6 +34,33 @@ def assets_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "assets"
 
 
+def data_fingerprint(items) -> str:
+    """A short sha256 naming a training set, so a checkpoint is never resumed on other data.
+
+    items: rollout files (their names and sizes are hashed) or numpy arrays (their bytes).
+    """
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for item in items:
+        if isinstance(item, np.ndarray):
+            h.update(np.ascontiguousarray(item).tobytes())
+        else:
+            path = Path(item)
+            h.update(f"{path.name}:{path.stat().st_size};".encode())
+    return h.hexdigest()[:16]
+
+
+def check_resumable(previous_metadata: dict, fingerprint: str, stem: str | os.PathLike) -> None:
+    """Refuse to resume a checkpoint that was trained on other data (see `data_fingerprint`)."""
+    old = previous_metadata.get("data_fingerprint")
+    if old is not None and old != fingerprint:
+        raise CheckpointError(f"{stem}.json holds a run on other data (fingerprint {old}, these data {fingerprint}); "
+                              "delete it (and its .optim.safetensors) or choose another --work path")
+
+
 def _paths(stem: str | os.PathLike) -> tuple[Path, Path]:
     stem = Path(stem)
     if stem.suffix in {".safetensors", ".json"}:

@@ -39,7 +39,15 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from wmlib.checkpoints import CheckpointError, load_checkpoint, read_metadata, save_checkpoint, save_tensors
+from wmlib.checkpoints import (
+    CheckpointError,
+    check_resumable,
+    data_fingerprint,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+    save_tensors,
+)
 from wmlib.config import MDNRNNConfig, default_device
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -543,11 +551,13 @@ def train_mdnrnn(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     history: list[dict] = []
     stem = Path(checkpoint) if checkpoint is not None else None
+    fingerprint = data_fingerprint(a for ep in episodes for a in (ep["mu"], ep["actions"]))
     if stem is not None and stem.with_suffix(".json").is_file():
         previous = load_checkpoint(MDNRNN, MDNRNNConfig, stem, device=device)
         if previous.config != config:
             raise CheckpointError(f"{stem}.json was trained with {previous.config}, not {config}; "
                                   "delete it or choose another checkpoint path")
+        check_resumable(previous.checkpoint_metadata, fingerprint, stem)
         model.load_state_dict(previous.state_dict())
         _load_optimizer(_optim_path(stem), optimizer)
         history = list(previous.checkpoint_metadata.get("history", []))
@@ -590,7 +600,8 @@ def train_mdnrnn(
             tqdm.write(f"epoch {epoch + 1}/{epochs}: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "transitions", "seconds")))
         if stem is not None:
-            meta = dict(metadata or {}, history=history, seed=seed, epochs_done=epoch + 1)
+            meta = dict(metadata or {}, history=history, seed=seed, epochs_done=epoch + 1,
+                        data_fingerprint=fingerprint)
             save_checkpoint(model, config, stem, metadata=meta)
             _save_optimizer(_optim_path(stem), optimizer)
     model.eval()

@@ -38,6 +38,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from wmlib.checkpoints import (
+    check_resumable,
+    data_fingerprint,
     CheckpointError,
     assets_dir,
     load_checkpoint,
@@ -376,11 +378,13 @@ def train_vae(
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.learning_rate)
     history: list[dict] = []
     stem = Path(checkpoint) if checkpoint is not None else None
+    fingerprint = data_fingerprint(files)
     if stem is not None and stem.with_suffix(".json").is_file():
         previous = load_checkpoint(ConvVAE, VAEConfig, stem, device=device)
         if previous.config != config:
             raise CheckpointError(f"{stem}.json was trained with {previous.config}, not {config}; "
                                   "delete it or choose another checkpoint path")
+        check_resumable(previous.checkpoint_metadata, fingerprint, stem)
         vae.load_state_dict(previous.state_dict())
         _load_optimizer(_optim_path(stem), optimizer)
         history = list(previous.checkpoint_metadata.get("history", []))
@@ -422,7 +426,8 @@ def train_vae(
             tqdm.write(f"epoch {epoch + 1}/{epochs}: loss {h['loss']:.1f} = reconstruction "
                        f"{h['reconstruction']:.1f} + KL {h['kl']:.1f} ({n} frames, {h['seconds']:.0f} s)")
         if stem is not None:
-            meta = dict(metadata or {}, history=history, seed=seed, epochs_done=epoch + 1)
+            meta = dict(metadata or {}, history=history, seed=seed, epochs_done=epoch + 1,
+                        data_fingerprint=fingerprint)
             save_checkpoint(vae, config, stem, metadata=meta)
             _save_optimizer(_optim_path(stem), optimizer)
     vae.eval()
