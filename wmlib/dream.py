@@ -79,6 +79,7 @@ def mdn_sample_from_noise(log_pi: torch.Tensor, mu: torch.Tensor, log_sigma: tor
 
     The same distribution as wmlib.mdnrnn.mdn_sample (inverse-CDF sampling of the component),
     but every draw comes from the caller, so each dream can keep its own random stream.
+    log_pi may also be unnormalised logits: softmax(x / tau) does not change when x shifts by a constant.
     log_pi, mu, log_sigma: (..., K)    u, eps: (...)    Returns (...).
     """
     if not temperature > 0:
@@ -112,7 +113,7 @@ def dream_step(mdnrnn: MDNRNN, z: torch.Tensor, a: torch.Tensor, state: LSTMStat
     terminated = done_prob > u_done (a sampled end, u_done ~ U(0, 1)), or done_prob > done_threshold when
     one is given (the paper's code used 0.5; see DreamConfig.done_threshold for why we sample).
     """
-    out = mdnrnn.step(z, a, state)
+    out = mdnrnn.step(z, a, state, raw_logits=True)  # log_pi holds unnormalised logits: fine for a softmax
     z_next = mdn_sample_from_noise(out.log_pi, out.mu, out.log_sigma, temperature, u, eps)
     done_prob = torch.sigmoid(out.done_logit) if out.done_logit is not None else None
     if done_prob is None:

@@ -205,22 +205,25 @@ class MDNRNN(nn.Module):
             raise ValueError(f"z and a must agree on their leading axes, "
                              f"got {tuple(z.shape)} and {tuple(a.shape)}")
 
-    def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def heads(self, h: torch.Tensor, raw_logits: bool = False) -> tuple[torch.Tensor, ...]:
         """LSTM outputs h (..., H) -> log_pi, mu, log_sigma (..., Z, K), reward (...), done_logit (...).
 
-        reward and done_logit are None when the model has no such head.
+        reward and done_logit are None when the model has no such head. raw_logits=True returns the
+        mixture logits without the log-softmax (the dream's sampler takes a softmax anyway, and on a
+        CPU the log-softmax over K = 5 costs about as much as the output layer itself).
 
         Shared by `forward` and `step`, so acting, dreaming and training read h the same way.
         """
         Z, K = self.config.z_dim, self.config.num_mixtures
         params = self.mdn(h).view(*h.shape[:-1], Z, 3 * K)
         logits, mu, log_sigma = params.split(K, dim=-1)
-        log_pi = F.log_softmax(logits, dim=-1)  # per latent dimension, over its K components
+        log_pi = logits if raw_logits else F.log_softmax(logits, dim=-1)  # per latent dim, over its K components
         reward = self.reward_head(h).squeeze(-1) if self.reward_head is not None else None
         done_logit = self.done_head(h).squeeze(-1) if self.done_head is not None else None
         return log_pi, mu, log_sigma, reward, done_logit
 
-    def forward(self, z: torch.Tensor, a: torch.Tensor, state: LSTMState | None = None) -> MDNOutput:
+    def forward(self, z: torch.Tensor, a: torch.Tensor, state: LSTMState | None = None,
+                raw_logits: bool = False) -> MDNOutput:
         """Run M over whole sequences (teacher forcing).
 
         z: (B, T, Z)    a: (B, T, A)    state: LSTMState with (B, H) tensors, or None for an empty memory
@@ -230,16 +233,17 @@ class MDNRNN(nn.Module):
         self._check(z, a, 3)
         hc = None if state is None else (state.h.unsqueeze(0).contiguous(), state.c.unsqueeze(0).contiguous())
         out, (h, c) = self.lstm(torch.cat([z, a], dim=-1), hc)
-        return MDNOutput(*self.heads(out), LSTMState(h[0], c[0]))
+        return MDNOutput(*self.heads(out, raw_logits), LSTMState(h[0], c[0]))
 
-    def step(self, z: torch.Tensor, a: torch.Tensor, state: LSTMState | None = None) -> MDNOutput:
+    def step(self, z: torch.Tensor, a: torch.Tensor, state: LSTMState | None = None,
+             raw_logits: bool = False) -> MDNOutput:
         """One step, for acting and dreaming: z (B, Z), a (B, A), state (B, H) each, or None.
 
         Returns MDNOutput with (B, Z, K) mixture parameters for z_{t+1}, (B,) reward and done
         logit, and the new state, whose h (B, H) is what the controller reads.
         """
         self._check(z, a, 2)
-        out = self.forward(z.unsqueeze(1), a.unsqueeze(1), state)
+        out = self.forward(z.unsqueeze(1), a.unsqueeze(1), state, raw_logits)
         return MDNOutput(*(x.squeeze(1) if isinstance(x, torch.Tensor) else x for x in out[:5]), out.state)
 
 

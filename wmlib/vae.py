@@ -38,10 +38,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from wmlib.checkpoints import (
-    check_resumable,
-    data_fingerprint,
     CheckpointError,
     assets_dir,
+    check_resumable,
+    data_fingerprint,
     load_checkpoint,
     read_metadata,
     save_checkpoint,
