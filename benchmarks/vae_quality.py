@@ -10,7 +10,8 @@ per-frame sum of squared errors (pixels in [0, 1], the loss's own unit) of V's r
 from mu, the same for two frame-blind baselines (all white, and the held-out average frame), the
 per-pixel RMSE in 0..255 grey levels, the mean KL per frame, and how many latent dimensions carry
 information (mean KL above 0.1 nats). For CartPole it adds the correlation between the pole tilt
-measured from the pixels of the real frames and of the reconstructions (does V keep the angle?).
+measured from the pixels of the real frames and of the reconstructions (does V keep the angle?),
+and the R^2 of a linear read-out from mu to the true pole angle and cart position (linear_probe_r2).
 """
 
 from __future__ import annotations
@@ -58,6 +59,32 @@ def pole_tilt(frames: np.ndarray) -> np.ndarray:
     return -(w * dr * dc).sum((1, 2)) / ((w * dr**2).sum((1, 2)) + 1e-6)
 
 
+def linear_probe_r2(vae, n: int = 4000, seed: int = 0) -> dict:
+    """CartPole: how well a linear map (ridge regression) reads the pole angle and cart position off mu.
+
+    States are drawn (half near upright, as a balancing agent sees them, half anywhere up to the ends),
+    drawn into frames by wmlib.envs.cartpole_frame, encoded; fit on 80%, R^2 on the other 20%.
+    """
+    from wmlib.envs import cartpole_frame
+
+    rng = np.random.default_rng(seed)
+    states = np.zeros((n, 4), np.float32)
+    states[:, 0] = np.where(np.arange(n) < n // 2, rng.normal(0, 0.5, n), rng.uniform(-2.0, 2.0, n))
+    states[:, 2] = np.where(np.arange(n) < n // 2, rng.normal(0, 0.03, n), rng.uniform(-0.2, 0.2, n))
+    mu = np.concatenate([encode_frames(vae, cartpole_frame(states[i : i + 256]))[0].numpy()
+                         for i in range(0, n, 256)]).astype(np.float64)
+    train, test = np.arange(n) % 5 != 0, np.arange(n) % 5 == 0
+    m = mu[train].mean(0)
+    a = mu[train] - m
+    out = {}
+    for name, k in (("angle", 2), ("x", 0)):
+        y = states[:, k].astype(np.float64)
+        w = np.linalg.solve(a.T @ a + 1e-3 * np.eye(a.shape[1]), a.T @ (y[train] - y[train].mean()))
+        pred = (mu[test] - m) @ w + y[train].mean()
+        out[name] = float(1 - ((pred - y[test]) ** 2).mean() / y[test].var())
+    return out
+
+
 def sse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-frame sum of squared errors, pixels scaled to [0, 1]."""
     d = a.astype(np.float32) / 255.0 - b.astype(np.float32) / 255.0
@@ -81,10 +108,14 @@ def measure(name: str, frames: np.ndarray) -> dict:
         "KL/frame": float(kl_dims.sum(1).mean()),
         "active dims": int((kl_dims.mean(0) > 0.1).sum()),
         "pole tilt r": float("nan"),
+        "angle R2 (linear)": float("nan"),
+        "x R2 (linear)": float("nan"),
     }
     if name == "cartpole":
         real, rec = pole_tilt(frames), pole_tilt(recon)
         row["pole tilt r"] = float(np.corrcoef(real, rec)[0, 1])
+        probe = linear_probe_r2(vae)
+        row["angle R2 (linear)"], row["x R2 (linear)"] = probe["angle"], probe["x"]
     return row
 
 
@@ -101,7 +132,7 @@ def main(argv=None) -> int:
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
-        cells = [f"{v:.3f}" if k == "pole tilt r" else f"{v:.1f}" if isinstance(v, float) else str(v)
+        cells = [f"{v:.3f}" if k in ("pole tilt r", "angle R2 (linear)", "x R2 (linear)") else f"{v:.1f}" if isinstance(v, float) else str(v)
                  for k, v in r.items()]
         print("| " + " | ".join(cells) + " |")
     return 0
