@@ -8,10 +8,16 @@ Measures, in one run and with the same number of torch threads:
 - the batched dream (wmlib.dream.dream_rollouts: a population of linear controllers, M's step,
   the mixture sample, the alive mask) for CartPole's M (H 64) and the car's M (H 256), at several
   batch sizes, dreams held alive to a fixed length so that every row steps;
+- the same in bfloat16 (torch.autocast), as an experiment only: on a CPU the dream step is bound by
+  the LSTM's matrix products, and bfloat16 halves their cost; the dreams that train C stay float32;
 - one dream at a time through the Gymnasium DreamEnv (what the dream player does);
 - the real environments: pixel CartPole and CarRacing with random actions (physics + render +
   the 64x64 preprocessing), and the same with the agent acting (V encodes each frame, M
   remembers, C acts), which is what one CMA-ES rollout step costs in reality.
+
+It also prints a ceiling: the multiply-adds of one M step against the float32 multiply-add rate of one core
+(measured on a product of M's LSTM shape), i.e. the most dream steps per second any float32 implementation
+of this M could reach here.
 
 Dream speed does not depend on the weights, so untrained stand-ins of the shipped sizes give
 the same numbers. Prints a table and the ratios (dream steps per real step).
@@ -67,6 +73,26 @@ def batched_dream_speed(m: MDNRNN, env_name: str, batch: int, steps: int, rollou
     return float(r.steps.sum()) / (time.perf_counter() - t0)
 
 
+def matmul_ceiling(m: MDNRNN, batch: int = 1024, repeats: int = 30) -> tuple[int, float, float]:
+    """The most dream steps per second M's matrix products allow on one core of this CPU.
+
+    Returns (multiply-adds per dream step, measured GMAC/s of a float32 product of M's shape, the
+    steps-per-second ceiling = GMAC/s / multiply-adds). A dream step needs at least M's LSTM product
+    ((Z + A + H) x 4H) and its output layer (H x (3 Z K + heads)); everything else only adds.
+    """
+    c = m.config
+    heads = 3 * c.z_dim * c.num_mixtures + int(c.predict_reward) + int(c.predict_done)
+    macs = (c.z_dim + c.action_dim + c.hidden_size) * 4 * c.hidden_size + c.hidden_size * heads
+    x = torch.randn(batch, c.z_dim + c.action_dim + c.hidden_size)
+    w = torch.randn(c.z_dim + c.action_dim + c.hidden_size, 4 * c.hidden_size)
+    x @ w  # warm up
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        x @ w
+    gmacs = repeats * batch * w.numel() / (time.perf_counter() - t0) / 1e9
+    return macs, gmacs, gmacs * 1e9 / macs
+
+
 def dream_env_speed(m: MDNRNN, env_name: str, steps: int) -> float:
     Z = m.config.z_dim
     starts = StartLatents(torch.zeros(4, Z), torch.full((4, Z), -2.0))
@@ -116,10 +142,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, nargs="+", default=[1024, 4096], help="dreams per batch")
     p.add_argument("--dream-steps", type=int, default=200, help="steps of each batched dream")
     p.add_argument("--real-steps", type=int, default=300, help="real env steps per measurement")
+    p.add_argument("--no-bf16", action="store_true",
+                   help="skip the extra bfloat16 rows (an experiment: the dreams that train C run in float32)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    rows = []
+    rows, ceilings = [], {}
     print(f"torch threads: {args.threads}", flush=True)
     for env_name in ("cartpole-pixels", "carracing"):
         m, what = model_for(env_name)
@@ -127,6 +155,16 @@ def main(argv=None) -> int:
             rows.append((f"dream, {what} (H {m.config.hidden_size}), batch {batch}",
                          batched_dream_speed(m, env_name, batch, args.dream_steps)))
             print(f"{rows[-1][0]:60s} {rows[-1][1]:12,.0f} steps/s", flush=True)
+        if not args.no_bf16:
+            for batch in args.batch:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    rate = batched_dream_speed(m, env_name, batch, args.dream_steps)
+                rows.append((f"(experiment) dream, {what} in bfloat16, batch {batch}", rate))
+                print(f"{rows[-1][0]:60s} {rows[-1][1]:12,.0f} steps/s", flush=True)
+        macs, gmacs, ceiling = matmul_ceiling(m)
+        ceilings[env_name] = ceiling
+        print(f"  M's step is {macs:,} multiply-adds; this core multiplies at {gmacs:.0f} GMAC/s (float32): "
+              f"at most {ceiling:,.0f} dream steps/s on one thread", flush=True)
         rows.append((f"dream, {what}, one DreamEnv", dream_env_speed(m, env_name, 300)))
         print(f"{rows[-1][0]:60s} {rows[-1][1]:12,.0f} steps/s", flush=True)
         for agent in (False, True):
@@ -139,13 +177,19 @@ def main(argv=None) -> int:
     print("| --- | ---: |")
     for label, rate in rows:
         print(f"| {label} | {rate:,.0f} |")
-    print("\nratios (dream steps per real step, the fastest batch):")
+    print("\nratios (dream steps per real step, the fastest float32 batch):")
     for env_name, name in (("cartpole-pixels", "cartpole"), ("carracing", "carracing")):
         dream = max(v for k, v in speed.items() if k.startswith("dream") and name in k and "batch" in k)
         env_only = speed[f"real {env_name}, env only, random actions"]
         acting = speed[f"real {env_name}, V+M+C agent acting"]
         print(f"  {env_name}: dream / real env = {dream / env_only:,.0f}x, "
               f"dream / real agent step = {dream / acting:,.0f}x")
+        bf16 = [v for k, v in speed.items() if k.startswith("(experiment)") and name in k]
+        if bf16:
+            print(f"  {env_name}, bfloat16 experiment: dream / real env = {max(bf16) / env_only:,.0f}x, "
+                  f"dream / real agent step = {max(bf16) / acting:,.0f}x")
+        print(f"  {env_name}: float32 ceiling from M's matrix products alone: {ceilings[env_name] / env_only:,.0f}x "
+              "the real env")
     return 0
 
 

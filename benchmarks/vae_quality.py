@@ -132,7 +132,8 @@ def main(argv=None) -> int:
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
-        cells = [f"{v:.3f}" if k in ("pole tilt r", "angle R2 (linear)", "x R2 (linear)") else f"{v:.1f}" if isinstance(v, float) else str(v)
+        three_digits = ("pole tilt r", "angle R2 (linear)", "x R2 (linear)")
+        cells = [f"{v:.3f}" if k in three_digits else f"{v:.1f}" if isinstance(v, float) else str(v)
                  for k, v in r.items()]
         print("| " + " | ".join(cells) + " |")
     return 0
