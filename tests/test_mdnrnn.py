@@ -341,6 +341,18 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
                      progress=False)
 
 
+def test_resume_refuses_other_data_unless_asked(tmp_path):
+    torch.set_num_threads(1)
+    stem = tmp_path / "m"
+    train_mdnrnn(_pole_episodes(20, 1), POLE, epochs=1, seed=5, checkpoint=stem, progress=False)
+    other = _pole_episodes(20, 2)
+    with pytest.raises(CheckpointError, match="other data"):
+        train_mdnrnn(other, POLE, epochs=2, seed=5, checkpoint=stem, progress=False)
+    # the iterative pipeline grows M's data every round and continues on purpose
+    more = train_mdnrnn(other, POLE, epochs=2, seed=5, checkpoint=stem, progress=False, continue_on_new_data=True)
+    assert [h["epoch"] for h in more.history] == [1, 2]
+
+
 def test_training_rejects_mismatched_config():
     with pytest.raises(ValueError, match="z_dim"):
         train_mdnrnn(_pole_episodes(2, 3), dataclasses.replace(POLE, z_dim=3), epochs=1, progress=False)

@@ -192,6 +192,15 @@ def test_resume_refuses_another_config(tmp_path):
         train_vae(data, VAEConfig(z_dim=8, batch_size=16), epochs=2, checkpoint=stem, progress=False)
 
 
+def test_resume_refuses_other_rollouts(tmp_path):
+    stem = tmp_path / "v"
+    config = VAEConfig(z_dim=8, batch_size=4)
+    train_vae(_tiny_rollouts(tmp_path / "a", episodes=1, steps=4), config, epochs=1, checkpoint=stem, progress=False)
+    recollected = _tiny_rollouts(tmp_path / "b", episodes=2, steps=4)
+    with pytest.raises(CheckpointError, match="other data"):
+        train_vae(recollected, config, epochs=2, checkpoint=stem, progress=False)
+
+
 def test_training_without_rollouts_says_how_to_make_them(tmp_path):
     with pytest.raises(ValueError, match="python -m wmlib collect"):
         train_vae(tmp_path / "nothing", SMALL, progress=False)

@@ -529,6 +529,7 @@ def train_mdnrnn(
     pairs_fn: Callable = teacher_forcing_pairs,
     device: torch.device | str | None = None,
     progress: bool = True,
+    continue_on_new_data: bool = False,
 ) -> MDNTrainResult:
     """Train M by teacher forcing on encoded episodes; z is resampled from (mu, logvar) every batch.
 
@@ -537,7 +538,9 @@ def train_mdnrnn(
                 Adam's state (STEM.optim.safetensors) are written atomically, and a run that finds
                 a checkpoint there resumes after its last finished epoch (`epochs` is the total).
                 Data order and noise depend only on (seed, epoch), so a resumed run matches an
-                uninterrupted one.
+                uninterrupted one. A checkpoint trained on other episodes is refused (a re-run after
+                re-collecting must not silently resume a stale model), unless continue_on_new_data=True:
+                the iterative pipeline continues M on old + new episodes every round on purpose.
     nll_fn, pairs_fn: the chapter passes the learner's `mdn_nll` and `teacher_forcing_pairs`
     """
     config = config if config is not None else MDNRNNConfig()
@@ -561,7 +564,8 @@ def train_mdnrnn(
         if previous.config != config:
             raise CheckpointError(f"{stem}.json was trained with {previous.config}, not {config}; "
                                   "delete it or choose another checkpoint path")
-        check_resumable(previous.checkpoint_metadata, fingerprint, stem)
+        if not continue_on_new_data:
+            check_resumable(previous.checkpoint_metadata, fingerprint, stem)
         model.load_state_dict(previous.state_dict())
         _load_optimizer(_optim_path(stem), optimizer)
         history = list(previous.checkpoint_metadata.get("history", []))

@@ -216,7 +216,7 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
         latents += encode_episodes(vae, new, m_config.action_dim)
         epochs = config.mdn_epochs_first + k * config.mdn_epochs_per_round
         m_result = train_mdnrnn(latents, m_config, epochs=epochs, seed=seed, checkpoint=work / "mdnrnn_train",
-                                progress=progress)
+                                progress=progress, continue_on_new_data=True)  # M grows with every round
         mdnrnn = m_result.model.cpu().eval()
         seconds["mdnrnn"] = time.perf_counter() - t0
 
