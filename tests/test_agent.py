@@ -219,3 +219,39 @@ def test_cli_trains_saves_resumes_and_evaluates(checkpoints, tmp_path, capsys):
                  "--max-steps", "15"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["episodes"] == 2 and 1 <= result["mean"] <= 15
+
+
+@pytest.mark.parametrize("name", ["cartpole", "cartpole_zonly"])
+def test_shipped_controller_fits_the_shipped_v_and_m_and_records_its_command(name):
+    """A shipped C is only valid with the V (and M) it was trained with: retrain C when they change."""
+    import hashlib
+    from pathlib import Path
+
+    from wmlib.agent import load_controller
+    from wmlib.checkpoints import assets_dir
+
+    meta = load_controller(name).checkpoint_metadata
+    assert meta["command"].startswith("python -m wmlib train-controller --env cartpole-pixels --vae cartpole")
+    assert f"--out assets/{name}_controller" in meta["command"] and "--seed" in meta["command"]
+    readme = (assets_dir() / "README.md").read_text()
+    flat = " ".join(readme.replace("\\\n", " ").split())
+    assert " ".join(meta["command"].split()) in flat, "assets/README.md must list the command that made it"
+    for part, digest in meta["parts_sha256"].items():
+        shipped = Path(assets_dir() / f"cartpole_{part}.safetensors").read_bytes()
+        assert hashlib.sha256(shipped).hexdigest() == digest, f"{name} was trained with another {part}"
+    assert meta["evaluation"]["episodes"] == 100
+
+
+def test_shipped_controller_balances_from_pixels():
+    """The chapter-4 claim, on a few fresh episodes (the full 100-episode score is in its JSON)."""
+    from wmlib.agent import load_controller
+    from wmlib.mdnrnn import load_mdnrnn
+    from wmlib.vae import load_vae
+
+    torch.set_num_threads(1)
+    c = load_controller("cartpole")
+    env = make_env("cartpole-pixels")
+    agent = WorldModelAgent(load_vae("cartpole"), load_mdnrnn("cartpole"), c, env.action_space)
+    returns = [play_episode(env, agent, seed=7_000_000 + i).ret for i in range(3)]
+    env.close()
+    assert min(returns) >= 475, returns
