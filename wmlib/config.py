@@ -160,7 +160,10 @@ class PipelineConfig:
     z_dim: int = 32
     """V's latent size."""
     vae_epochs: int = 8
-    """Passes of V over the round-0 frames (V is trained once)."""
+    """Passes of V over the round-0 frames."""
+    vae_epochs_per_round: int = 1
+    """Later rounds: V's further passes over every frame so far (0: V is trained once, on random play).
+    C goes where random play never went (a cart near the end of the track); V must learn to see it."""
     vae_batch_size: int = 32
     """V's batch (small batches: more steps per frame, as for the shipped V; see assets/README.md)."""
     vae_learning_rate: float = 3e-4

@@ -1,8 +1,9 @@
 """The iterative procedure: learn the world from a little real data, practise in the dream, go back
 to reality for data where the dream was wrong, and repeat (the paper's section on iterative training).
 
-    round 0:        play random episodes in the real env; train V on their frames (once)
-    every round k:  encode the new episodes with V; train M on every episode so far
+    round 0:        play random episodes in the real env; train V on their frames
+    every round k:  (k > 0) refresh V on every frame so far, continuing from round k-1's V
+                    encode the episodes with V; train M on every episode so far
                     (continuing from round k-1's M)
                     train C with CMA-ES entirely in the dream (batched: a whole population at once)
                     play C in the real env without exploration: its real score this round
@@ -99,7 +100,7 @@ class PipelineResult:
              "round", "episodes", "real_steps", "real_steps_total", "dream_steps", "dream_steps_total",
              "dream_score", "real_score" {"mean", "std", "episodes"}, "m_nll", "seconds" per stage],
              "final" (with final_eval_episodes), "wall_time_s"}
-    controller, mdnrnn: the C (ordinary, folded parameters) and M of the round whose real score
+    controller, mdnrnn, vae: the C (ordinary, folded parameters), M and V of the round whose real score
                 was best (`picked_round`): a later round's C can score worse, and those scores are real
     """
 
@@ -190,6 +191,7 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
     rounds_bar = tqdm(range(config.rounds), desc="pipeline rounds", unit="round", disable=not progress)
     vae = mdnrnn = controller = None
     latents: list[dict] = []
+    real_episodes: list[dict] = []  # every real episode so far (frames included), in order
     collected: list[dict] = []  # the real episodes of the last round, for M's next round
     m_config = m_preset  # M's config (the preset for the env)
     best = None  # (real score, round, C, M) of the best-scoring round so far
@@ -208,12 +210,25 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
                                    batch_size=config.vae_batch_size)
             vae = train_vae(sorted(round_dir.glob("*.npz")), vae_config, epochs=config.vae_epochs, seed=seed,
                             checkpoint=work / "vae_train", progress=progress).vae.cpu().eval()
-            save_checkpoint(vae, vae_config, work / "vae", metadata={"seed": seed, "pipeline": str(work)})
+            save_checkpoint(vae, vae_config, work / "vae", metadata={"seed": seed, "pipeline": str(work), "round": 0})
             seconds["vae"] = time.perf_counter() - t0
         else:
             new = collected
+        real_episodes += new
         t0 = time.perf_counter()
-        latents += encode_episodes(vae, new, m_config.action_dim)
+        if k > 0 and config.vae_epochs_per_round > 0 and new:
+            # V has only seen random play; C's episodes show places it never went. Refresh V on every frame,
+            # then re-encode every episode (M continues on the new latents; they move little per round).
+            vae = train_vae(sorted(work.glob("rollouts/**/*.npz")), vae_config,
+                            epochs=config.vae_epochs + k * config.vae_epochs_per_round, seed=seed,
+                            checkpoint=work / "vae_train", progress=progress,
+                            continue_on_new_data=True).vae.cpu().eval()
+            save_checkpoint(vae, vae_config, work / "vae", metadata={"seed": seed, "pipeline": str(work), "round": k})
+            seconds["vae"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            latents = encode_episodes(vae, real_episodes, m_config.action_dim)
+        else:
+            latents += encode_episodes(vae, new, m_config.action_dim)
         epochs = config.mdn_epochs_first + k * config.mdn_epochs_per_round
         m_result = train_mdnrnn(latents, m_config, epochs=epochs, seed=seed, checkpoint=work / "mdnrnn_train",
                                 progress=progress, continue_on_new_data=True)  # M grows with every round
@@ -246,7 +261,7 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
         seconds["evaluate"] = time.perf_counter() - t0
         reached = bool(returns) and config.target_return is not None and np.mean(returns) >= config.target_return
         if returns and (best is None or np.mean(returns) > best[0]):
-            best = (float(np.mean(returns)), k, controller, mdnrnn)  # the result: the best C as scored for real
+            best = (float(np.mean(returns)), k, controller, mdnrnn, vae)  # the result: the best C as scored for real
         collected = list(scored)
         if not reached and k + 1 < config.rounds:
             t0 = time.perf_counter()
@@ -275,10 +290,11 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
             break
     rounds_bar.close()
     if best is not None:
-        report["picked_round"], controller, mdnrnn = best[1], best[2], best[3]
+        report["picked_round"], controller, mdnrnn, vae = best[1], best[2], best[3], best[4]
     picked = {"seed": seed, "round": report.get("picked_round")}
     save_checkpoint(controller, controller.config, work / "controller", metadata=picked)
     save_checkpoint(mdnrnn, mdnrnn.config, work / "mdnrnn", metadata=picked)
+    save_checkpoint(vae, vae.config, work / "vae", metadata=picked)
     if final_eval_episodes > 0:
         t0 = time.perf_counter()
         agent = WorldModelAgent(vae, mdnrnn, controller, env.action_space, seed=seed)

@@ -353,6 +353,7 @@ def train_vae(
     device: torch.device | str | None = None,
     buffer_frames: int = 4096,
     progress: bool = True,
+    continue_on_new_data: bool = False,
 ) -> VAETrainResult:
     """Train V on the frames of rollout files, streaming them (memory stays flat).
 
@@ -361,6 +362,8 @@ def train_vae(
                 and Adam's state (STEM.optim.safetensors) are written atomically. If the stem
                 already holds a run, training resumes after its last finished epoch, so an
                 interrupted run loses at most one epoch. `epochs` counts the total, resumed included.
+                A checkpoint trained on other rollouts is refused unless continue_on_new_data=True
+                (the iterative pipeline refreshes V on old + new episodes on purpose).
     loss_fn:    (x_hat, x, mu, logvar, kl_tolerance) -> scalar; the chapter passes the learner's own
     max_frames_per_epoch: stop an epoch early after this many frames (None: all of them)
     Returns a VAETrainResult with the model (in eval mode) and the per-epoch history.
@@ -384,7 +387,8 @@ def train_vae(
         if previous.config != config:
             raise CheckpointError(f"{stem}.json was trained with {previous.config}, not {config}; "
                                   "delete it or choose another checkpoint path")
-        check_resumable(previous.checkpoint_metadata, fingerprint, stem)
+        if not continue_on_new_data:
+            check_resumable(previous.checkpoint_metadata, fingerprint, stem)
         vae.load_state_dict(previous.state_dict())
         _load_optimizer(_optim_path(stem), optimizer)
         history = list(previous.checkpoint_metadata.get("history", []))
