@@ -510,7 +510,9 @@ def _pipeline_args(p):
     p.add_argument("--budget", type=int, default=d.real_step_budget, help="real env steps the run may take")
     p.add_argument("--target", type=float, default=d.target_return, help="stop once a round's real score reaches it")
     p.add_argument("--z-dim", type=int, default=d.z_dim)
-    p.add_argument("--vae-epochs", type=int, default=d.vae_epochs)
+    p.add_argument("--vae-epochs", type=int, default=d.vae_epochs, help="V's passes over round 0's frames")
+    p.add_argument("--vae-epochs-per-round", type=int, default=d.vae_epochs_per_round,
+                   help="V's further passes over every frame in each later round (0: train V once)")
     p.add_argument("--vae-batch-size", type=int, default=d.vae_batch_size)
     p.add_argument("--vae-lr", type=float, default=d.vae_learning_rate)
     p.add_argument("--mdn-epochs-first", type=int, default=d.mdn_epochs_first)
@@ -543,7 +545,8 @@ def _pipeline(args) -> int:
         env_name=args.env, rounds=args.rounds, random_episodes=args.random_episodes,
         episodes_per_round=args.episodes_per_round, exploration=args.exploration, eval_episodes=args.eval_episodes,
         real_step_budget=args.budget, target_return=args.target, max_episode_steps=args.max_episode_steps,
-        z_dim=args.z_dim, vae_epochs=args.vae_epochs, vae_batch_size=args.vae_batch_size,
+        z_dim=args.z_dim, vae_epochs=args.vae_epochs, vae_epochs_per_round=args.vae_epochs_per_round,
+        vae_batch_size=args.vae_batch_size,
         vae_learning_rate=args.vae_lr, mdn_epochs_first=args.mdn_epochs_first,
         mdn_epochs_per_round=args.mdn_epochs_per_round, cma_population=args.population,
         cma_rollouts=args.rollouts, cma_generations=args.generations, cma_sigma0=args.sigma0,

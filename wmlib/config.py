@@ -141,11 +141,11 @@ class PipelineConfig:
 
     env_name: str = "cartpole-pixels"
     """The real environment ("cartpole-pixels" or "carracing")."""
-    rounds: int = 6
+    rounds: int = 10
     """At most this many rounds of (train M, train C in the dream, play C for real)."""
     random_episodes: int = 300
     """Round 0: episodes of the random policy that V and M first learn from."""
-    episodes_per_round: int = 10
+    episodes_per_round: int = 6
     """Later rounds: episodes played by C with exploration, added to M's data."""
     exploration: float = 0.1
     """Probability that a collecting step takes a random action instead of C's."""
