@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.wrong_versions.ch02 import WRONG_VERSIONS
-from wmlib.exercises import get_exercise, known_ids, run_tests
+from wmlib.exercises import run_tests
 
 
 def _independent_reparameterize(mu, logvar, eps):
@@ -27,17 +27,6 @@ def _independent_vae_loss(x_hat, x, mu, logvar, kl_tolerance):
     return rec + kl.mean()
 
 
-def test_every_chapter_two_exercise_has_wrong_versions():
-    registered = {i for i in known_ids() if i.startswith("ch02.")}
-    assert registered == set(WRONG_VERSIONS)
-
-
-@pytest.mark.parametrize("exercise_id", sorted(WRONG_VERSIONS))
-def test_reference_passes(exercise_id):
-    result = run_tests(exercise_id, get_exercise(exercise_id).reference)
-    assert result.passed, result.failures
-
-
 @pytest.mark.parametrize("exercise_id, fn", [
     ("ch02.reparameterize", _independent_reparameterize),
     ("ch02.kl_divergence", _independent_kl),
@@ -48,25 +37,6 @@ def test_independent_correct_version_passes(exercise_id, fn):
     assert result.passed, result.failures
 
 
-@pytest.mark.parametrize("exercise_id, name, fn", [
-    (ex_id, name, fn) for ex_id, versions in sorted(WRONG_VERSIONS.items()) for name, fn in versions.items()
-])
-@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")  # a wrong version does that
-def test_wrong_version_is_rejected(exercise_id, name, fn):
-    result = run_tests(exercise_id, fn)
-    assert result.attempted
-    assert not result.passed, f"{exercise_id}: the wrong version {name!r} passed every test"
-    assert all(msg for msg in result.failures)
-
-
 def test_results_are_deterministic():
     fn = WRONG_VERSIONS["ch02.vae_loss"]["tolerance on the batch mean"]
     assert run_tests("ch02.vae_loss", fn).failures == run_tests("ch02.vae_loss", fn).failures
-
-
-def test_stub_counts_as_not_attempted():
-    def stub(mu, logvar, eps):
-        raise NotImplementedError
-
-    result = run_tests("ch02.reparameterize", stub)
-    assert result.attempted is False and result.passed is False

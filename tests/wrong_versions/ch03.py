@@ -1,6 +1,6 @@
 """Plausible wrong answers to chapter 3's exercises; each must be rejected by its checker.
 
-WRONG[exercise_id] is a list of (name, fn). tests/test_exercises_ch03.py asserts that
+WRONG[exercise_id] is a list of (name, fn). tests/test_exercises.py asserts that
 `run_tests(exercise_id, fn).passed is False` for every one.
 """
 
