@@ -15,7 +15,7 @@ Measures, in one run and with the same number of torch threads:
   the 64x64 preprocessing), and the same with the agent acting (V encodes each frame, M
   remembers, C acts), which is what one CMA-ES rollout step costs in reality.
 
-It also prints a ceiling: the multiply-adds of one M step against the float32 multiply-add rate of one core
+It also prints a ceiling: the multiply-adds of one M step against the float32 multiply-add rate of the threads in use
 (measured on a product of M's LSTM shape), i.e. the most dream steps per second any float32 implementation
 of this M could reach here.
 
@@ -74,7 +74,7 @@ def batched_dream_speed(m: MDNRNN, env_name: str, batch: int, steps: int, rollou
 
 
 def matmul_ceiling(m: MDNRNN, batch: int = 1024, repeats: int = 30) -> tuple[int, float, float]:
-    """The most dream steps per second M's matrix products allow on one core of this CPU.
+    """The most dream steps per second M's matrix products allow on this CPU, with torch's current threads.
 
     Returns (multiply-adds per dream step, measured GMAC/s of a float32 product of M's shape, the
     steps-per-second ceiling = GMAC/s / multiply-adds). A dream step needs at least M's LSTM product
@@ -163,8 +163,8 @@ def main(argv=None) -> int:
                 print(f"{rows[-1][0]:60s} {rows[-1][1]:12,.0f} steps/s", flush=True)
         macs, gmacs, ceiling = matmul_ceiling(m)
         ceilings[env_name] = ceiling
-        print(f"  M's step is {macs:,} multiply-adds; this core multiplies at {gmacs:.0f} GMAC/s (float32): "
-              f"at most {ceiling:,.0f} dream steps/s on one thread", flush=True)
+        print(f"  M's step is {macs:,} multiply-adds; this CPU multiplies at {gmacs:.0f} GMAC/s (float32): "
+              f"at most {ceiling:,.0f} dream steps/s with {torch.get_num_threads()} thread(s)", flush=True)
         rows.append((f"dream, {what}, one DreamEnv", dream_env_speed(m, env_name, 300)))
         print(f"{rows[-1][0]:60s} {rows[-1][1]:12,.0f} steps/s", flush=True)
         for agent in (False, True):
