@@ -21,3 +21,18 @@ if "WMLIB_PROGRESS_FILE" not in os.environ:
     import tempfile
 
     os.environ["WMLIB_PROGRESS_FILE"] = os.path.join(tempfile.mkdtemp(prefix="wmlib-test-"), "progress.json")
+
+
+import pytest  # noqa: E402  (the environment above must be set before anything imports torch)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny batches run fastest on one thread, whatever OMP_NUM_THREADS says (modules opt in with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -45,13 +45,7 @@ def tiny_starts(n=5, seed=2):
     return StartLatents(torch.randn(n, Z, generator=g), torch.randn(n, Z, generator=g) * 0.2 - 1.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny batches run fastest on one thread, and the shared CPU is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_params(n, env_name="cartpole-pixels", seed=3, scale=2.0):

@@ -23,12 +23,7 @@ TINY = PipelineConfig(rounds=2, random_episodes=4, episodes_per_round=2, eval_ep
                       target_return=None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ def _episode(T, seed):
             "terminated": np.arange(T) == T - 1, "truncated": np.zeros(T, bool)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Time the widget, not the contention of torch threads on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
