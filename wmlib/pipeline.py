@@ -194,7 +194,7 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
     real_episodes: list[dict] = []  # every real episode so far (frames included), in order
     collected: list[dict] = []  # the real episodes of the last round, for M's next round
     m_config = m_preset  # M's config (the preset for the env)
-    best = None  # (real score, round, C, M) of the best-scoring round so far
+    best = None  # (real score, round, C, M, V) of the best-scoring round so far
     for k in rounds_bar:
         seconds, t0, steps_before = {}, time.perf_counter(), budget.used
         round_dir = work / "rollouts" / f"round_{k:02d}"
