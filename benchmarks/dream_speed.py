@@ -8,16 +8,24 @@ Measures, in one run and with the same number of torch threads:
 - the batched dream (wmlib.dream.dream_rollouts: a population of linear controllers, M's step,
   the mixture sample, the alive mask) for CartPole's M (H 64) and the car's M (H 256), at several
   batch sizes, dreams held alive to a fixed length so that every row steps;
-- the same in bfloat16 (torch.autocast), as an experiment only: on a CPU the dream step is bound by
-  the LSTM's matrix products, and bfloat16 halves their cost; the dreams that train C stay float32;
+- the same with DreamConfig(precision="bfloat16"): on a CPU the dream step is bound by the LSTM's
+  matrix products, and with AVX512-BF16 they run at ~2.4x the float32 rate (M's weights and memory
+  in bfloat16, the mixture sampled in float32; benchmarks/dream_precision.py measures that the
+  dream stays the same: M's likelihood of real data, dream lengths, the real score of C);
+- the whole CPU: a CMA-ES generation through DreamEvaluator(workers=<cores>), one process of one
+  thread per core, each dreaming `--batch`'s first size (start-up not counted);
 - one dream at a time through the Gymnasium DreamEnv (what the dream player does);
 - the real environments: pixel CartPole and CarRacing with random actions (physics + render +
   the 64x64 preprocessing), and the same with the agent acting (V encodes each frame, M
   remembers, C acts), which is what one CMA-ES rollout step costs in reality.
 
-It also prints a ceiling: the multiply-adds of one M step against the float32 multiply-add rate of the threads in use
-(measured on a product of M's LSTM shape), i.e. the most dream steps per second any float32 implementation
-of this M could reach here.
+It also prints a ceiling: the multiply-adds of one M step against the multiply-add rate of one thread
+(measured on a product of M's LSTM shape, in float32 and in bfloat16), i.e. the most dream steps per
+second any implementation of this M could reach on one core at that precision.
+
+A real env cannot use a second core (it is one Python process), but a second process can run a
+second env; so the ratios are given per core (one thread each) and for the whole CPU (the dream on
+every core against one real env, as the real env is usually run).
 
 Dream speed does not depend on the weights, so untrained stand-ins of the shipped sizes give
 the same numbers. Prints a table and the ratios (dream steps per real step).
@@ -26,6 +34,7 @@ the same numbers. Prints a table and the ratios (dream steps per real step).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -34,7 +43,7 @@ import torch
 from wmlib.checkpoints import assets_dir
 from wmlib.config import DreamConfig, VAEConfig
 from wmlib.controller import LinearController, controller_config_for
-from wmlib.dream import StartLatents, dream_rollouts, make_dream
+from wmlib.dream import PRECISIONS, DreamEvaluator, StartLatents, dream_rollouts, make_dream
 from wmlib.envs import make_env
 from wmlib.mdnrnn import MDNRNN, load_mdnrnn, preset_config
 
@@ -57,34 +66,53 @@ def vae_for(env_name: str):
     return ConvVAE(VAEConfig()).eval()
 
 
-def batched_dream_speed(m: MDNRNN, env_name: str, batch: int, steps: int, rollouts: int = 16) -> float:
-    """Dream steps per second of `batch` dreams (batch / rollouts candidates x rollouts), `steps` long."""
+def population(m: MDNRNN, env_name: str, batch: int, rollouts: int = 16):
+    """What one CMA-ES generation dreams: (controller config, params (batch / rollouts, P), starts)."""
     Z, H = m.config.z_dim, m.config.hidden_size
     c = controller_config_for(env_name, Z, H)
-    P = LinearController(c).num_params
-    n = max(1, batch // rollouts)
-    params = np.random.default_rng(0).normal(size=(n, P)) * 0.1
+    params = np.random.default_rng(0).normal(size=(max(1, batch // rollouts), LinearController(c).num_params)) * 0.1
     g = torch.Generator().manual_seed(0)
-    starts = StartLatents(torch.randn(16, Z, generator=g), torch.full((16, Z), -2.0))
-    config = DreamConfig(max_steps=steps, done_threshold=1.0)  # p(done) > 1 never: every dream runs `steps`
-    dream_rollouts(m, starts, c, params[:1], [0], DreamConfig(max_steps=5, done_threshold=1.0))  # warm up
+    return c, params, StartLatents(torch.randn(16, Z, generator=g), torch.full((16, Z), -2.0))
+
+
+def batched_dream_speed(m: MDNRNN, env_name: str, batch: int, steps: int, precision: str = "float32",
+                        rollouts: int = 16) -> float:
+    """Dream steps per second of `batch` dreams (batch / rollouts candidates x rollouts), `steps` long."""
+    c, params, starts = population(m, env_name, batch, rollouts)
+    # done_threshold=1: p(done) > 1 never, so every dream runs `steps` steps
+    config = DreamConfig(max_steps=steps, done_threshold=1.0, precision=precision)
+    dream_rollouts(m, starts, c, params[:1], [0], DreamConfig(max_steps=5, done_threshold=1.0,
+                                                              precision=precision))  # warm up
     t0 = time.perf_counter()
     r = dream_rollouts(m, starts, c, params, list(range(rollouts)), config)
     return float(r.steps.sum()) / (time.perf_counter() - t0)
 
 
-def matmul_ceiling(m: MDNRNN, batch: int = 1024, repeats: int = 30) -> tuple[int, float, float]:
+def all_cores_dream_speed(m: MDNRNN, env_name: str, batch: int, steps: int, precision: str, workers: int,
+                          rollouts: int = 16) -> float:
+    """Dream steps per second of one CMA-ES generation spread over `workers` processes, `batch` dreams each."""
+    c, params, starts = population(m, env_name, batch * workers, rollouts)
+    config = DreamConfig(max_steps=steps, done_threshold=1.0, precision=precision)
+    with DreamEvaluator(m, starts, c, config, max_batch=batch, workers=workers) as evaluator:
+        evaluator(params[: 2 * workers], [0])  # start the workers (not counted)
+        t0 = time.perf_counter()
+        ev = evaluator(params, list(range(rollouts)))
+        return float(ev.steps.sum()) / (time.perf_counter() - t0)
+
+
+def matmul_ceiling(m: MDNRNN, dtype: torch.dtype = torch.float32, batch: int = 1024, repeats: int = 30
+                   ) -> tuple[int, float, float]:
     """The most dream steps per second M's matrix products allow on this CPU, with torch's current threads.
 
-    Returns (multiply-adds per dream step, measured GMAC/s of a float32 product of M's shape, the
+    Returns (multiply-adds per dream step, measured GMAC/s of a product of M's shape in `dtype`, the
     steps-per-second ceiling = GMAC/s / multiply-adds). A dream step needs at least M's LSTM product
     ((Z + A + H) x 4H) and its output layer (H x (3 Z K + heads)); everything else only adds.
     """
     c = m.config
     heads = 3 * c.z_dim * c.num_mixtures + int(c.predict_reward) + int(c.predict_done)
     macs = (c.z_dim + c.action_dim + c.hidden_size) * 4 * c.hidden_size + c.hidden_size * heads
-    x = torch.randn(batch, c.z_dim + c.action_dim + c.hidden_size)
-    w = torch.randn(c.z_dim + c.action_dim + c.hidden_size, 4 * c.hidden_size)
+    x = torch.randn(batch, c.z_dim + c.action_dim + c.hidden_size, dtype=dtype)
+    w = torch.randn(c.z_dim + c.action_dim + c.hidden_size, 4 * c.hidden_size, dtype=dtype)
     x @ w  # warm up
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -138,58 +166,66 @@ def real_speed(env_name: str, steps: int, agent: bool) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--threads", type=int, default=1, help="torch threads for everything (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of this process (default 1)")
     p.add_argument("--batch", type=int, nargs="+", default=[1024, 4096], help="dreams per batch")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes for the whole-CPU rows (default: every core; 1 skips them)")
     p.add_argument("--dream-steps", type=int, default=200, help="steps of each batched dream")
     p.add_argument("--real-steps", type=int, default=300, help="real env steps per measurement")
-    p.add_argument("--no-bf16", action="store_true",
-                   help="skip the extra bfloat16 rows (an experiment: the dreams that train C run in float32)")
+    p.add_argument("--precision", nargs="+", choices=tuple(PRECISIONS), default=list(PRECISIONS),
+                   help="the dream's precisions to measure")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    rows, ceilings = [], {}
-    print(f"torch threads: {args.threads}", flush=True)
+    rows, dream, real, ceilings = [], {}, {}, {}
+
+    def row(label: str, rate: float) -> float:
+        rows.append((label, rate))
+        print(f"{label:66s} {rate:12,.0f} steps/s", flush=True)
+        return rate
+
+    print(f"torch threads: {args.threads}; whole-CPU rows: {args.workers} processes of 1 thread", flush=True)
     for env_name in ("cartpole-pixels", "carracing"):
         m, what = model_for(env_name)
-        for batch in args.batch:
-            rows.append((f"dream, {what} (H {m.config.hidden_size}), batch {batch}",
-                         batched_dream_speed(m, env_name, batch, args.dream_steps)))
-            print(f"{rows[-1][0]:60s} {rows[-1][1]:12,.0f} steps/s", flush=True)
-        if not args.no_bf16:
-            for batch in args.batch:
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    rate = batched_dream_speed(m, env_name, batch, args.dream_steps)
-                rows.append((f"(experiment) dream, {what} in bfloat16, batch {batch}", rate))
-                print(f"{rows[-1][0]:60s} {rows[-1][1]:12,.0f} steps/s", flush=True)
-        macs, gmacs, ceiling = matmul_ceiling(m)
-        ceilings[env_name] = ceiling
-        print(f"  M's step is {macs:,} multiply-adds; this CPU multiplies at {gmacs:.0f} GMAC/s (float32): "
-              f"at most {ceiling:,.0f} dream steps/s with {torch.get_num_threads()} thread(s)", flush=True)
-        rows.append((f"dream, {what}, one DreamEnv", dream_env_speed(m, env_name, 300)))
-        print(f"{rows[-1][0]:60s} {rows[-1][1]:12,.0f} steps/s", flush=True)
+        for precision in args.precision:
+            dream[env_name, precision, "thread"] = max(
+                row(f"dream, {what} (H {m.config.hidden_size}), {precision}, batch {batch}",
+                    batched_dream_speed(m, env_name, batch, args.dream_steps, precision)) for batch in args.batch)
+            if args.workers > 1:
+                dream[env_name, precision, "cpu"] = row(
+                    f"dream, {what}, {precision}, {args.workers} processes x batch {args.batch[0]}",
+                    all_cores_dream_speed(m, env_name, args.batch[0], args.dream_steps, precision, args.workers))
+        with torch.no_grad():
+            for precision in args.precision:
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+                macs, gmacs, ceilings[env_name, precision] = matmul_ceiling(m, PRECISIONS[precision])
+                torch.set_num_threads(threads)
+                print(f"  M's step is {macs:,} multiply-adds; one core multiplies at {gmacs:.0f} GMAC/s in "
+                      f"{precision}: at most {ceilings[env_name, precision]:,.0f} dream steps/s per core", flush=True)
+        row(f"dream, {what}, one DreamEnv (float32)", dream_env_speed(m, env_name, 300))
         for agent in (False, True):
             label = f"real {env_name}, " + ("V+M+C agent acting" if agent else "env only, random actions")
-            rows.append((label, real_speed(env_name, args.real_steps, agent)))
-            print(f"{rows[-1][0]:60s} {rows[-1][1]:12,.1f} steps/s", flush=True)
+            real[env_name, agent] = row(label, real_speed(env_name, args.real_steps, agent))
 
-    speed = dict(rows)
     print("\n| measured on this CPU | steps per second |")
     print("| --- | ---: |")
     for label, rate in rows:
         print(f"| {label} | {rate:,.0f} |")
-    print("\nratios (dream steps per real step, the fastest float32 batch):")
-    for env_name, name in (("cartpole-pixels", "cartpole"), ("carracing", "carracing")):
-        dream = max(v for k, v in speed.items() if k.startswith("dream") and name in k and "batch" in k)
-        env_only = speed[f"real {env_name}, env only, random actions"]
-        acting = speed[f"real {env_name}, V+M+C agent acting"]
-        print(f"  {env_name}: dream / real env = {dream / env_only:,.0f}x, "
-              f"dream / real agent step = {dream / acting:,.0f}x")
-        bf16 = [v for k, v in speed.items() if k.startswith("(experiment)") and name in k]
-        if bf16:
-            print(f"  {env_name}, bfloat16 experiment: dream / real env = {max(bf16) / env_only:,.0f}x, "
-                  f"dream / real agent step = {max(bf16) / acting:,.0f}x")
-        print(f"  {env_name}: float32 ceiling from M's matrix products alone: {ceilings[env_name] / env_only:,.0f}x "
-              "the real env")
+    per = "per core" if args.threads == 1 else f"{args.threads} threads"
+    print(f"\nratios: dream steps per real step (the fastest batch; 'per core': {per} against one real env;\n"
+          f"'whole CPU': {args.workers} dreaming processes against one real env)")
+    print("| env | dream precision | dream / real env, " + per + " | dream / real env, whole CPU | "
+          "dream / real agent step, " + per + " | dream / real agent step, whole CPU | ceiling per core / real env |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for env_name in ("cartpole-pixels", "carracing"):
+        env_only, acting = real[env_name, False], real[env_name, True]
+        for precision in args.precision:
+            one, cpu = dream[env_name, precision, "thread"], dream.get((env_name, precision, "cpu"))
+            cells = [f"{one / env_only:,.0f}x", "-" if cpu is None else f"{cpu / env_only:,.0f}x",
+                     f"{one / acting:,.0f}x", "-" if cpu is None else f"{cpu / acting:,.0f}x",
+                     f"{ceilings[env_name, precision] / env_only:,.0f}x"]
+            print(f"| {env_name} | {precision} | " + " | ".join(cells) + " |")
     return 0
 
 

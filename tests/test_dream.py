@@ -16,6 +16,7 @@ from wmlib.dream import (
     DreamEnv,
     DreamEvaluator,
     StartLatents,
+    dream_model,
     dream_rollouts,
     make_dream,
     masked_returns,
@@ -288,6 +289,52 @@ def test_evaluator_groups_give_the_same_scores():
     np.testing.assert_array_equal(one.steps, many.steps)
 
 
+def test_dream_worker_processes_give_the_serial_scores():
+    m, starts = tiny_mdnrnn(), tiny_starts()
+    controller_config, params = random_params(5)
+    config = DreamConfig(max_steps=60)
+    serial = DreamEvaluator(m, starts, controller_config, config)(params, [3, 4, 5])
+    with DreamEvaluator(m, starts, controller_config, config, workers=2) as pooled:
+        assert pooled._pool is None  # nothing starts before the first generation
+        spread = pooled(params, [3, 4, 5])
+        again = pooled(params[:2], [7])  # the workers live on between calls
+    assert pooled._pool is None  # closed by the with block
+    np.testing.assert_array_equal(serial.returns, spread.returns)
+    np.testing.assert_array_equal(serial.steps, spread.steps)
+    np.testing.assert_array_equal(DreamEvaluator(m, starts, controller_config, config)(params[:2], [7]).returns,
+                                  again.returns)
+
+
+# --- the dream in bfloat16 --------------------------------------------------------------------------
+
+
+def test_bfloat16_dream_keeps_m_and_c_in_float32_and_follows_the_float32_dream():
+    m, starts = tiny_mdnrnn(), tiny_starts()
+    weights = {k: v.clone() for k, v in m.state_dict().items()}
+    half = dream_model(m, "bfloat16")
+    assert next(half.parameters()).dtype == torch.bfloat16 and dream_model(m, "float32") is m
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in weights.items())  # M itself is untouched
+    env = make_dream("cartpole-pixels", m, starts, DreamConfig(precision="bfloat16"))
+    checked(env)
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and env.h.dtype == torch.float32
+    # Step by step on the same random numbers, the two precisions predict nearly the same mixture.
+    g = torch.Generator().manual_seed(0)
+    z, a = torch.randn(64, Z, generator=g), torch.nn.functional.one_hot(torch.randint(2, (64,), generator=g)).float()
+    full = m.step(z, a, raw_logits=True)
+    low = half.step(z.bfloat16(), a.bfloat16(), raw_logits=True)
+    assert low.mu.dtype == torch.float32  # the heads come out in float32 for the float32 sampler
+    torch.testing.assert_close(low.mu, full.mu, atol=0.03, rtol=0.03)
+    torch.testing.assert_close(low.done_logit, full.done_logit, atol=0.03, rtol=0.03)
+    controller_config, params = random_params(4)
+    r32 = dream_rollouts(m, starts, controller_config, params, list(range(16)), DreamConfig(max_steps=50))
+    r16 = dream_rollouts(m, starts, controller_config, params, list(range(16)),
+                         DreamConfig(max_steps=50, precision="bfloat16"))
+    assert abs(r16.steps.mean() - r32.steps.mean()) < 0.25 * r32.steps.mean()
+    with pytest.raises(ValueError, match="unknown precision 'float16'; expected one of float32, bfloat16"):
+        BatchedDream(m, starts, DreamConfig(precision="float16"))
+
+
 # --- clear errors ---------------------------------------------------------------------------------
 
 
@@ -314,6 +361,8 @@ def test_bad_inputs_get_clear_errors():
         dream_rollouts(m, starts, controller_config, params[:, :5], [0])
     with pytest.raises(ValueError, match="M has z_dim 4"):
         dream_rollouts(m, starts, controller_config_for("cartpole-pixels", 6, H), np.zeros((1, 15)), [0])
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        DreamEvaluator(m, starts, controller_config, workers=0)
     with pytest.raises(ValueError, match="encoded episodes with mu and logvar"):
         start_latents([{"frames": np.zeros((2, 64, 64, 3))}])
 

@@ -425,6 +425,9 @@ def _dream_args(p):
                    help="cut dream episodes here (default: 500 for CartPole, 1000 for the car)")
     p.add_argument("--select-episodes", type=int, default=64,
                    help="dream episodes to pick between the best candidate and the final mean")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                   help="M's arithmetic in the dream (bfloat16: ~2x faster on CPUs with AVX512-BF16)")
+    p.add_argument("--dream-workers", type=int, default=1, help="processes that dream (1: this one)")
     p.add_argument("--eval-episodes", type=int, default=100, help="real episodes to evaluate C afterwards (0: none)")
     p.add_argument("--workers", type=int, default=1, help="processes for the real evaluation (1: serial)")
     p.add_argument("--seed", type=int, default=0)
@@ -467,15 +470,16 @@ def _dream(args) -> int:
     cma_config = CMAESConfig(population_size=args.population, rollouts_per_candidate=args.rollouts,
                              sigma0=args.sigma0, generations=args.generations)
     max_steps = args.dream_max_steps or (500 if args.env == "cartpole-pixels" else 1000)
-    dream_config = DreamConfig(temperature=args.temperature, done_threshold=args.done_threshold, max_steps=max_steps)
+    dream_config = DreamConfig(temperature=args.temperature, done_threshold=args.done_threshold, max_steps=max_steps,
+                               precision=args.precision)
     result = train_controller_in_dream(mdnrnn, episodes, c_config, cma_config, dream_config, seed=args.seed,
-                                       select_episodes=args.select_episodes)
+                                       select_episodes=args.select_episodes, workers=args.dream_workers)
     cmd = (f"python -m wmlib dream --env {args.env} --vae {args.vae} --mdnrnn {args.mdnrnn} --out {args.out}"
            + (f" --latents {args.latents}" if args.latents else f" --random-episodes {args.random_episodes}")
            + f" --population {args.population} --rollouts {args.rollouts} --generations {args.generations}"
            f" --sigma0 {args.sigma0:g} --temperature {args.temperature:g}"
            f" --done-threshold {'sample' if args.done_threshold is None else format(args.done_threshold, 'g')}"
-           f" --dream-max-steps {max_steps} --select-episodes {args.select_episodes}"
+           f" --dream-max-steps {max_steps} --select-episodes {args.select_episodes} --precision {args.precision}"
            f" --eval-episodes {args.eval_episodes} --seed {args.seed}")
     final = None
     if args.eval_episodes > 0:
@@ -525,6 +529,9 @@ def _pipeline_args(p):
     p.add_argument("--done-threshold", type=_done_threshold, default=d.done_threshold,
                    help="the dream ends when M's done probability exceeds this (default 'sample': drawn from it)")
     p.add_argument("--dream-max-steps", type=int, default=d.dream_max_steps)
+    p.add_argument("--dream-precision", choices=("float32", "bfloat16"), default=d.dream_precision,
+                   help="M's arithmetic in the dream (bfloat16: ~2x faster on CPUs with AVX512-BF16)")
+    p.add_argument("--dream-workers", type=int, default=1, help="processes that dream while C trains (1: this one)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="cut real episodes here")
     p.add_argument("--final-eval-episodes", type=int, default=100,
                    help="real episodes that measure the final C (not counted in the budget; 0: none)")
@@ -550,8 +557,10 @@ def _pipeline(args) -> int:
         vae_learning_rate=args.vae_lr, mdn_epochs_first=args.mdn_epochs_first,
         mdn_epochs_per_round=args.mdn_epochs_per_round, cma_population=args.population,
         cma_rollouts=args.rollouts, cma_generations=args.generations, cma_sigma0=args.sigma0,
-        temperature=args.temperature, done_threshold=args.done_threshold, dream_max_steps=args.dream_max_steps)
-    result = run_pipeline(config, args.work, seed=args.seed, final_eval_episodes=args.final_eval_episodes)
+        temperature=args.temperature, done_threshold=args.done_threshold, dream_max_steps=args.dream_max_steps,
+        dream_precision=args.dream_precision)
+    result = run_pipeline(config, args.work, seed=args.seed, final_eval_episodes=args.final_eval_episodes,
+                          dream_workers=args.dream_workers)
     r = result.report
     report_path = f"{args.work.rstrip('/')}/report.json"
     print(json.dumps({"real_steps": r["real_steps"], "dream_steps": r["dream_steps"],

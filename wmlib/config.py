@@ -132,6 +132,12 @@ class DreamConfig:
     """"survival" (+1 per step alive), "model" (M's reward head), or "auto" (the head if M has one)."""
     sample_start: bool = True
     """Start from z_0 ~ N(mu, sigma^2) of a real first frame (False: its mean mu)."""
+    precision: str = "float32"
+    """M's arithmetic in the dream: "float32", or "bfloat16" (M's weights, h and c in bfloat16; the
+    mixture is sampled in float32). On a CPU with AVX512-BF16 (or AMX, or a GPU) bfloat16 roughly
+    halves the cost of a dream step; on older CPUs it is emulated and slower. What it does to the
+    dream is measured by benchmarks/dream_precision.py (M's likelihood of real data, dream lengths,
+    and the real score of a controller trained in each)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,8 @@ class PipelineConfig:
     """The dream's end rule (see DreamConfig.done_threshold; None: sampled ends)."""
     dream_max_steps: int = 500
     """Dream episodes are cut here (CartPole's real limit is 500)."""
+    dream_precision: str = "float32"
+    """M's arithmetic in the dream (DreamConfig.precision): "float32" or "bfloat16"."""
     select_episodes: int = 64
     """Dream episodes that pick between CMA-ES's best candidate and its final mean."""
 

@@ -27,6 +27,7 @@ Introduced in: course/05_dream.ipynb
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -46,6 +47,9 @@ NOISE_CHUNK = 64
 """Steps of random numbers drawn ahead per dream (one generator call per dream per chunk)."""
 
 REWARD_MODES = ("auto", "survival", "model")
+
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+"""DreamConfig.precision -> the dtype M's weights and memory take in the dream."""
 
 # ---------------------------------------------------------------------------------------------
 # The math: pure functions
@@ -113,14 +117,29 @@ def dream_step(mdnrnn: MDNRNN, z: torch.Tensor, a: torch.Tensor, state: LSTMStat
     terminated = done_prob > u_done (a sampled end, u_done ~ U(0, 1)), or done_prob > done_threshold when
     one is given (the paper's code used 0.5; see DreamConfig.done_threshold for why we sample).
     """
-    out = mdnrnn.step(z, a, state, raw_logits=True)  # log_pi holds unnormalised logits: fine for a softmax
-    z_next = mdn_sample_from_noise(out.log_pi, out.mu, out.log_sigma, temperature, u, eps)
+    dtype = next(mdnrnn.parameters()).dtype  # float32, or bfloat16 for a dream_model copy
+    out = mdnrnn.step(z.to(dtype), a.to(dtype), state, raw_logits=True)  # log_pi: unnormalised logits
+    z_next = mdn_sample_from_noise(out.log_pi, out.mu, out.log_sigma, temperature, u, eps)  # heads: float32
     done_prob = torch.sigmoid(out.done_logit) if out.done_logit is not None else None
     if done_prob is None:
         terminated = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
     else:
         terminated = done_prob > (u_done if done_threshold is None else done_threshold)
     return DreamStep(z_next, out.state, done_prob, terminated, out.reward)
+
+
+def dream_model(mdnrnn: MDNRNN, precision: str = "float32") -> MDNRNN:
+    """M as the dream runs it: M itself for "float32", an eval-mode copy in bfloat16 for "bfloat16".
+
+    bfloat16 keeps float32's range with 8 bits of mantissa; the LSTM's and the output layer's
+    products then run at about twice the float32 rate on CPUs with AVX512-BF16. The original M
+    is left untouched (training goes on in float32).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if PRECISIONS[precision] == next(mdnrnn.parameters()).dtype:
+        return mdnrnn.eval()
+    return copy.deepcopy(mdnrnn).to(PRECISIONS[precision]).eval()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,6 +252,8 @@ class BatchedDream:
         if not self.config.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.config.temperature}")
         self.mdnrnn = mdnrnn.eval()
+        self.model = dream_model(mdnrnn, self.config.precision)  # what steps: M, or its bfloat16 copy
+        self.dtype = next(self.model.parameters()).dtype
         self.reward_mode = _reward_mode(self.config, mdnrnn)
         self.device = next(mdnrnn.parameters()).device
         self.starts = StartLatents(*(x.to(self.device) for x in _check_starts(starts, mdnrnn.config.z_dim)))
@@ -241,8 +262,8 @@ class BatchedDream:
 
     @property
     def obs(self) -> torch.Tensor:
-        """(B, Z+H): [z_t, h_t], what the controller sees."""
-        return torch.cat([self.z, self.state.h], dim=1)
+        """(B, Z+H): [z_t, h_t], what the controller sees (float32 at either precision)."""
+        return torch.cat([self.z, self.state.h.float()], dim=1)
 
     @torch.no_grad()
     def reset_with(self, start_indices: Sequence[int], noise_seeds: Sequence[int]) -> torch.Tensor:
@@ -257,7 +278,7 @@ class BatchedDream:
         eps0 = self.noise.first().to(self.device)
         mu, logvar = self.starts.mu[idx.to(self.device)], self.starts.logvar[idx.to(self.device)]
         self.z = mu + torch.exp(0.5 * logvar) * eps0 if self.config.sample_start else mu
-        self.state = self.mdnrnn.initial_state(len(idx), self.device)
+        self.state = LSTMState(*(x.to(self.dtype) for x in self.mdnrnn.initial_state(len(idx), self.device)))
         self.t = 0
         return self.obs
 
@@ -281,7 +302,7 @@ class BatchedDream:
         if actions.shape != (B, A):
             raise ValueError(f"expected actions of shape (B, A) = ({B}, {A}), got {tuple(actions.shape)}")
         u, eps, u_done = (x.to(self.device) for x in self.noise.next())
-        out = dream_step(self.mdnrnn, self.z, actions.to(self.device, torch.float32), self.state,
+        out = dream_step(self.model, self.z, actions.to(self.device, torch.float32), self.state,
                          self.config.temperature, u, eps, u_done, self.config.done_threshold)
         self.z, self.state, self.t = out.z, out.state, self.t + 1
         reward = out.reward if self.reward_mode == "model" else torch.ones(B, device=self.device)
@@ -365,7 +386,7 @@ def dream_rollouts(mdnrnn: MDNRNN, starts: StartLatents, controller: ControllerC
     zs, rewards, dones = [dream.z], [], []
     while len(rows) and dream.t < config.max_steps:
         x = obs[:, : Z + controller.h_dim]  # (b, Z+H), or z alone for a "V only" controller
-        y = torch.tanh(torch.einsum("bai,bi->ba", W, x) + b)  # (b, A_c)
+        y = torch.tanh((W * x.unsqueeze(1)).sum(-1) + b)  # (b, A_c); ~6x faster on a CPU than einsum's bmm
         step = dream.step(controller_to_m_actions(y, controller, mdnrnn.config.action_dim))
         done = step.terminated | step.truncated | ended
         rewards.append(torch.zeros(B, device=device).index_put((rows,), step.reward))
@@ -414,6 +435,39 @@ def dream_input_statistics(mdnrnn: MDNRNN, episodes: Sequence[dict], floor: floa
     return x.mean(axis=0), np.maximum(std, floor * std.max())
 
 
+def _dream_groups(mdnrnn: MDNRNN, starts: StartLatents, controller: ControllerConfig, config: DreamConfig,
+                  params: np.ndarray, seeds: Sequence[int], max_batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """dream_rollouts over candidates in groups of at most max_batch dreams -> returns, steps (N, R)."""
+    per_group = max(1, max_batch // max(len(seeds), 1))
+    returns, steps = [], []
+    for i in range(0, len(params), per_group):
+        r = dream_rollouts(mdnrnn, starts, controller, params[i : i + per_group], seeds, config)
+        returns.append(r.returns)
+        steps.append(r.steps)
+    return np.concatenate(returns), np.concatenate(steps)
+
+
+_SHARD: dict = {}
+"""In a dream worker process: its copy of M and what the dreams need (set once by _init_dream_worker)."""
+
+
+def _init_dream_worker(m_config, m_state: dict, starts: StartLatents, controller: ControllerConfig,
+                       config: DreamConfig, max_batch: int, parent_pid: int) -> None:
+    import threading
+
+    from wmlib.cmaes import _exit_with_parent
+
+    torch.set_num_threads(1)  # one process per core: small batched products scale better this way than threads
+    mdnrnn = MDNRNN(m_config)
+    mdnrnn.load_state_dict(m_state)
+    _SHARD.update(args=(mdnrnn.eval(), starts, controller, config), max_batch=max_batch)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _dream_in_worker(params: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    return _dream_groups(*_SHARD["args"], params, seeds, _SHARD["max_batch"])
+
+
 @dataclasses.dataclass
 class DreamEvaluator:
     """An evaluator for wmlib.cmaes.train_cmaes that scores controllers in the batched dream.
@@ -422,6 +476,9 @@ class DreamEvaluator:
     max_batch: at most this many dreams per batch (candidates are split into groups).
     input_mean, input_std: when given, solutions are C in standardised input coordinates
         (x - mean) / std and are folded into ordinary parameters before they play (`params`).
+    workers: 1 dreams in this process (with torch's threads); more splits the candidates over that
+        many processes of one thread each, started on first use with a copy of M as it is then (the
+        same returns: every dream has its own random stream). Close it (or use `with`) to stop them.
     """
 
     mdnrnn: MDNRNN
@@ -431,6 +488,12 @@ class DreamEvaluator:
     max_batch: int = 4096
     input_mean: np.ndarray | None = None
     input_std: np.ndarray | None = None
+    workers: int = 1
+    _pool: object = dataclasses.field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
 
     def params(self, solutions: np.ndarray) -> np.ndarray:
         """Search coordinates (N, P) or (P,) -> the LinearController's flat parameters, same shape."""
@@ -444,18 +507,45 @@ class DreamEvaluator:
         return fold(solutions) if solutions.ndim == 1 else np.stack([fold(theta) for theta in solutions])
 
     def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
-        solutions = self.params(solutions)
-        per_group = max(1, self.max_batch // max(len(seeds), 1))
-        returns, steps = [], []
-        for i in range(0, len(solutions), per_group):
-            r = dream_rollouts(self.mdnrnn, self.starts, self.controller, solutions[i : i + per_group],
-                               seeds, self.config)
-            returns.append(r.returns)
-            steps.append(r.steps)
-        return Evaluation(np.concatenate(returns), np.concatenate(steps))
+        solutions, seeds = self.params(solutions), [int(s) for s in seeds]
+        if self.workers == 1 or len(solutions) == 1:
+            return Evaluation(*_dream_groups(self.mdnrnn, self.starts, self.controller, self.config, solutions,
+                                             seeds, self.max_batch))
+        from concurrent.futures.process import BrokenProcessPool
+
+        from wmlib.cmaes import WorkerError
+
+        shards = [x for x in np.array_split(solutions, self.workers) if len(x)]
+        futures = [self._executor().submit(_dream_in_worker, x, seeds) for x in shards]
+        try:
+            parts = [f.result() for f in futures]
+        except BrokenProcessPool as exc:
+            self.close()
+            raise WorkerError("a dream worker process died abruptly (killed, out of memory or crashed); "
+                              "the pool is closed") from exc
+        except Exception as exc:
+            raise WorkerError(f"a dream worker failed: {type(exc).__name__}: {exc}") from exc
+        return Evaluation(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+    def _executor(self):
+        if self._pool is None:
+            import multiprocessing
+            import os
+            from concurrent.futures import ProcessPoolExecutor
+
+            m = self.mdnrnn
+            state = {k: v.detach().cpu() for k, v in m.state_dict().items()}
+            starts = StartLatents(*(x.cpu() for x in self.starts))
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_dream_worker,
+                initargs=(m.config, state, starts, self.controller, self.config, self.max_batch, os.getpid()))
+        return self._pool
 
     def close(self) -> None:
-        pass
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def __enter__(self):
         return self
@@ -553,7 +643,7 @@ class DreamEnv(gym.Env):
     @property
     def h(self) -> torch.Tensor:
         """(H,) M's memory, what the controller reads beside z."""
-        return self._dream.state.h[0]
+        return self._dream.state.h[0].float()
 
     @property
     def t(self) -> int:
@@ -648,12 +738,13 @@ def train_controller_in_dream(mdnrnn: MDNRNN, episodes: Sequence[dict], controll
                               cma_config=None, dream_config: DreamConfig | None = None, *, seed: int = 0,
                               x0_params: np.ndarray | None = None, select_episodes: int = 64,
                               max_batch: int = 4096, record: bool = False, progress: bool = True,
-                              desc: str = "CMA-ES generations (in the dream)") -> DreamTrainResult:
+                              desc: str = "CMA-ES generations (in the dream)", workers: int = 1) -> DreamTrainResult:
     """Train C with CMA-ES without a single real step: every candidate plays in M's dream.
 
     episodes:  real encoded episodes (mu, logvar (T+1, Z), actions (T, A)): where dreams start, and
                the statistics of C's inputs (`dream_input_statistics`); they cost no new real steps
     x0_params: ordinary parameters of a C to start the search from (the last round's, say)
+    workers:   processes that dream (DreamEvaluator.workers; 1: this process)
     Then picks between CMA-ES's best candidate and its final mean on fresh dreams.
     """
     from wmlib.cmaes import train_cmaes
@@ -670,14 +761,14 @@ def train_controller_in_dream(mdnrnn: MDNRNN, episodes: Sequence[dict], controll
     if len(mean) != controller.z_dim + controller.h_dim:
         raise ValueError(f"the controller reads {controller.z_dim} + {controller.h_dim} inputs, but M's [z; h] "
                          f"has {len(mean)}")
-    evaluator = DreamEvaluator(mdnrnn, start_latents(episodes), controller, dream_config, max_batch=max_batch,
-                               input_mean=mean, input_std=std)
     c = LinearController(controller)
     x0 = np.zeros(c.num_params) if x0_params is None else unfold_standardization(x0_params, mean, std,
                                                                                  controller.action_dim)
-    cma = train_cmaes(evaluator, x0, cma_config, seed=seed, record=record, progress=progress, desc=desc)
-    select_seeds = np.random.default_rng((seed, 1)).integers(0, 2**31 - 1, size=select_episodes)
-    picks = evaluator(np.stack([cma.best_params, cma.mean]), select_seeds)
+    with DreamEvaluator(mdnrnn, start_latents(episodes), controller, dream_config, max_batch=max_batch,
+                        input_mean=mean, input_std=std, workers=workers) as evaluator:
+        cma = train_cmaes(evaluator, x0, cma_config, seed=seed, record=record, progress=progress, desc=desc)
+        select_seeds = np.random.default_rng((seed, 1)).integers(0, 2**31 - 1, size=select_episodes)
+        picks = evaluator(np.stack([cma.best_params, cma.mean]), select_seeds)
     selection = {"best": float(picks.returns[0].mean()), "mean": float(picks.returns[1].mean())}
     picked = "best" if selection["best"] >= selection["mean"] else "mean"
     c.set_flat_params(evaluator.params(cma.best_params if picked == "best" else cma.mean))

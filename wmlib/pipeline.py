@@ -148,11 +148,13 @@ def _collect(env, budget: _Budget, n: int, out_dir: Path, seeds, play, desc: str
 
 
 def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLike = "data/pipeline", *,
-                 seed: int = 0, final_eval_episodes: int = 0, progress: bool = True) -> PipelineResult:
+                 seed: int = 0, final_eval_episodes: int = 0, progress: bool = True,
+                 dream_workers: int = 1) -> PipelineResult:
     """Run the iterative procedure of the module docstring; write WORK/report.json after every round.
 
     work_dir must not hold an earlier run (its episodes, V, M and C land there).
     final_eval_episodes: real episodes that measure the final C afterwards (not counted as training steps).
+    dream_workers: processes that dream while C trains (wmlib.dream.DreamEvaluator; it does not change the result).
     """
     from wmlib.agent import EVAL_SEED_START, WorldModelAgent
     from wmlib.agent import play_episode as play_agent
@@ -243,9 +245,10 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
             CMAESConfig(population_size=config.cma_population, rollouts_per_candidate=config.cma_rollouts,
                         sigma0=config.cma_sigma0, generations=config.cma_generations),
             DreamConfig(temperature=config.temperature, done_threshold=config.done_threshold,
-                        max_steps=config.dream_max_steps),
+                        max_steps=config.dream_max_steps, precision=config.dream_precision),
             seed=seed * 1000 + k, x0_params=None if controller is None else controller.get_flat_params(),
-            select_episodes=config.select_episodes, progress=progress, desc=f"round {k}: CMA-ES in the dream")
+            select_episodes=config.select_episodes, progress=progress, desc=f"round {k}: CMA-ES in the dream",
+            workers=dream_workers)
         controller = trained.controller
         dream_steps += trained.dream_steps
         seconds["controller"] = time.perf_counter() - t0
