@@ -43,7 +43,7 @@ import torch
 from wmlib.checkpoints import assets_dir
 from wmlib.config import DreamConfig, VAEConfig
 from wmlib.controller import LinearController, controller_config_for
-from wmlib.dream import PRECISIONS, DreamEvaluator, StartLatents, dream_rollouts, make_dream
+from wmlib.dream import PRECISIONS, DreamEvaluator, StartLatents, bfloat16_is_fast, dream_rollouts, make_dream
 from wmlib.envs import make_env
 from wmlib.mdnrnn import MDNRNN, load_mdnrnn, preset_config
 
@@ -184,7 +184,8 @@ def main(argv=None) -> int:
         print(f"{label:66s} {rate:12,.0f} steps/s", flush=True)
         return rate
 
-    print(f"torch threads: {args.threads}; whole-CPU rows: {args.workers} processes of 1 thread", flush=True)
+    print(f"torch threads: {args.threads}; whole-CPU rows: {args.workers} processes of 1 thread; "
+          f"native bfloat16 products: {bfloat16_is_fast()}", flush=True)
     for env_name in ("cartpole-pixels", "carracing"):
         m, what = model_for(env_name)
         for precision in args.precision:

@@ -16,6 +16,7 @@ from wmlib.dream import (
     DreamEnv,
     DreamEvaluator,
     StartLatents,
+    bfloat16_is_fast,
     dream_model,
     dream_rollouts,
     make_dream,
@@ -331,6 +332,7 @@ def test_bfloat16_dream_keeps_m_and_c_in_float32_and_follows_the_float32_dream()
     r16 = dream_rollouts(m, starts, controller_config, params, list(range(16)),
                          DreamConfig(max_steps=50, precision="bfloat16"))
     assert abs(r16.steps.mean() - r32.steps.mean()) < 0.25 * r32.steps.mean()
+    assert isinstance(bfloat16_is_fast(), bool)  # True on this course's CPU (AVX512-BF16); False means emulated
     with pytest.raises(ValueError, match="unknown precision 'float16'; expected one of float32, bfloat16"):
         BatchedDream(m, starts, DreamConfig(precision="float16"))
 

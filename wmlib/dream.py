@@ -128,6 +128,17 @@ def dream_step(mdnrnn: MDNRNN, z: torch.Tensor, a: torch.Tensor, state: LSTMStat
     return DreamStep(z_next, out.state, done_prob, terminated, out.reward)
 
 
+def bfloat16_is_fast() -> bool:
+    """Whether this machine multiplies bfloat16 natively: a CUDA GPU, or a CPU with AVX512-BF16 or AMX.
+
+    Elsewhere PyTorch emulates bfloat16 products and DreamConfig(precision="bfloat16") is slower than float32.
+    """
+    if torch.cuda.is_available():
+        return True
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own probes (private, so guarded)
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
 def dream_model(mdnrnn: MDNRNN, precision: str = "float32") -> MDNRNN:
     """M as the dream runs it: M itself for "float32", an eval-mode copy in bfloat16 for "bfloat16".
 
