@@ -8,7 +8,7 @@ encodes the frame as a PNG and assigns it to the Image widget. We time that from
 browser; the browser only swaps an image), for the slider of the most visible dimension, and
 print the median, 90th percentile and maximum over the moves. For comparison it also times
 V's plain `decode` of one latent (the widget folds V's first two decoder layers into one matrix,
-see wmlib.widgets._FastDecoder) and the PNG encode alone. Falls back to an untrained V of the
+see wmlib.widgets.frames._FastDecoder) and the PNG encode alone. Falls back to an untrained V of the
 paper's size when a shipped checkpoint is missing.
 """
 

@@ -114,7 +114,7 @@ def test_bad_frames_give_a_clear_error():
 
 
 def test_fast_decoder_matches_the_model():
-    from wmlib.widgets import _FastDecoder
+    from wmlib.widgets.frames import _FastDecoder
 
     vae = _vae(z_dim=32, seed=3)
     z = torch.randn(4, 32, generator=torch.Generator().manual_seed(0)) * 2
