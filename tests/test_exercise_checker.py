@@ -41,11 +41,11 @@ def test_learner_exception_becomes_a_message(monkeypatch):
     monkeypatch.delenv("WMLIB_STRICT", raising=False)
 
     def broken(rewards, gamma):
-        return rewards[0] / 0
+        return float(len(rewards)) / 0  # a Python float: raises ZeroDivisionError on every input
 
     result = check("ch01.discounted_return", broken)
     assert not result.passed and result.attempted
-    assert any("ZeroDivisionError" in m or "IndexError" in m for m in result.failures)
+    assert any("ZeroDivisionError" in m for m in result.failures)
 
 
 def test_nan_becomes_a_message():
