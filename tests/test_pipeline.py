@@ -97,7 +97,8 @@ def test_exploration_takes_random_actions_and_m_remembers_them():
 
 
 @pytest.mark.slow
-def test_dream_command_trains_and_evaluates(tmp_path, capsys):
+@pytest.mark.parametrize("extra", [[], ["--precision", "bfloat16", "--dream-workers", "2"]])
+def test_dream_command_trains_and_evaluates(tmp_path, capsys, extra):
     torch.manual_seed(0)
     save_checkpoint(ConvVAE(VAEConfig(z_dim=4)), VAEConfig(z_dim=4), tmp_path / "vae")
     m_config = MDNRNNConfig(z_dim=4, action_dim=2, hidden_size=8, num_mixtures=2, predict_done=True)
@@ -105,7 +106,7 @@ def test_dream_command_trains_and_evaluates(tmp_path, capsys):
     code = main(["dream", "--env", "cartpole-pixels", "--vae", str(tmp_path / "vae"), "--mdnrnn", str(tmp_path / "m"),
                  "--out", str(tmp_path / "c"), "--random-episodes", "3", "--population", "4", "--rollouts", "2",
                  "--generations", "2", "--dream-max-steps", "20", "--select-episodes", "4", "--eval-episodes", "2",
-                 "--done-threshold", "sample"])
+                 "--done-threshold", "sample", *extra])
     assert code == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["generations"] == 2 and out["dream_steps"] > 0 and out["real_steps_for_starts"] > 0
@@ -113,6 +114,9 @@ def test_dream_command_trains_and_evaluates(tmp_path, capsys):
     c = load_checkpoint(LinearController, ControllerConfig, tmp_path / "c")
     assert c.num_params == 13
     assert "--done-threshold sample" in c.checkpoint_metadata["command"]
+    precision = "bfloat16" if extra else "float32"
+    assert f"--precision {precision}" in c.checkpoint_metadata["command"]
+    assert c.checkpoint_metadata["dream"]["precision"] == precision
 
 
 def test_a_dream_without_reward_or_end_is_refused():
