@@ -426,7 +426,7 @@ def _dream_args(p):
     p.add_argument("--select-episodes", type=int, default=64,
                    help="dream episodes to pick between the best candidate and the final mean")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
-                   help="M's arithmetic in the dream (bfloat16: ~2x faster on CPUs with AVX512-BF16)")
+                   help="M's arithmetic in the dream (bfloat16: the car's dream ~1.5x faster with AVX512-BF16)")
     p.add_argument("--dream-workers", type=int, default=1, help="processes that dream (1: this one)")
     p.add_argument("--eval-episodes", type=int, default=100, help="real episodes to evaluate C afterwards (0: none)")
     p.add_argument("--workers", type=int, default=1, help="processes for the real evaluation (1: serial)")
@@ -530,7 +530,7 @@ def _pipeline_args(p):
                    help="the dream ends when M's done probability exceeds this (default 'sample': drawn from it)")
     p.add_argument("--dream-max-steps", type=int, default=d.dream_max_steps)
     p.add_argument("--dream-precision", choices=("float32", "bfloat16"), default=d.dream_precision,
-                   help="M's arithmetic in the dream (bfloat16: ~2x faster on CPUs with AVX512-BF16)")
+                   help="M's arithmetic in the dream (bfloat16: the car's dream ~1.5x faster with AVX512-BF16)")
     p.add_argument("--dream-workers", type=int, default=1, help="processes that dream while C trains (1: this one)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="cut real episodes here")
     p.add_argument("--final-eval-episodes", type=int, default=100,

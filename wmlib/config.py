@@ -134,8 +134,9 @@ class DreamConfig:
     """Start from z_0 ~ N(mu, sigma^2) of a real first frame (False: its mean mu)."""
     precision: str = "float32"
     """M's arithmetic in the dream: "float32", or "bfloat16" (M's weights, h and c in bfloat16; the
-    mixture is sampled in float32). On a CPU with AVX512-BF16 (or AMX, or a GPU) bfloat16 roughly
-    halves the cost of a dream step; on older CPUs it is emulated and slower. What it does to the
+    mixture is sampled in float32). On a CPU with AVX512-BF16 (or AMX, or a GPU) M's matrix products
+    run ~2.4x faster, so the paper's car dream steps ~1.5x faster (CartPole's small M ~1.3x); on
+    other CPUs bfloat16 is emulated and slower (wmlib.dream.bfloat16_is_fast). What it does to the
     dream is measured by benchmarks/dream_precision.py (M's likelihood of real data, dream lengths,
     and the real score of a controller trained in each)."""
 

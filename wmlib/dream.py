@@ -143,7 +143,8 @@ def dream_model(mdnrnn: MDNRNN, precision: str = "float32") -> MDNRNN:
     """M as the dream runs it: M itself for "float32", an eval-mode copy in bfloat16 for "bfloat16".
 
     bfloat16 keeps float32's range with 8 bits of mantissa; the LSTM's and the output layer's
-    products then run at about twice the float32 rate on CPUs with AVX512-BF16. The original M
+    products then run at ~2.4x the float32 rate on CPUs with AVX512-BF16 (measured on M's shape by
+    benchmarks/dream_speed.py). The original M
     is left untouched (training goes on in float32).
     """
     if precision not in PRECISIONS:
