@@ -4,15 +4,17 @@
     python benchmarks/dream_precision.py --real-episodes 20 --generations 10   # a quicker look
 
 `DreamConfig(precision="bfloat16")` runs M's weights and memory (h, c) in bfloat16 (8 bits of
-mantissa instead of 24) and samples the mixture in float32; on a CPU with AVX512-BF16 a dream step
-then costs about half as much (benchmarks/dream_speed.py). Cheaper is only useful if the dream is
-the same dream, so this script measures, for the shipped M of each environment:
+mantissa instead of 24) and samples the mixture in float32; on a CPU with AVX512-BF16 M's matrix
+products run ~2.4x faster and a dream step of the paper's car M ~1.5x (benchmarks/dream_speed.py).
+Cheaper is only useful if the dream is the same dream, so this script measures, for the shipped M of
+each environment:
 
 1. M's next-latent NLL on fresh real episodes (nats per latent dimension and step), teacher-forced
    *step by step* with the memory carried at each precision, exactly as the dream steps it; and the
    largest change of any predicted mixture mean over those steps, in units of its predicted sigma;
-2. (CartPole's M, which has a done head) how long dreams last: 4,096 dreams for the shipped
-   controller and for "always push left", same seeds at both precisions (mean +- standard error);
+2. (CartPole's M, which has a done head) how long dreams last: `--dreams` distinct dreams (seeds) for
+   the shipped controller and for "always push left", same seeds at both precisions (mean +- standard
+   error);
 3. (CartPole) C trained with CMA-ES entirely in the dream at each precision (same seed, same data,
    the pipeline's CMA-ES settings), then played for real: dream score, real score over
    `--real-episodes` episodes, dream steps per second while training.
@@ -94,7 +96,7 @@ def part1(names: list[str], episodes: int, car_steps: int, seed: int) -> None:
 
 
 def part2(dreams: int, seed: int) -> None:
-    print("\n2. How long CartPole dreams last (M's done head ends them), 4,096 dreams per cell, same seeds")
+    print(f"\n2. How long CartPole dreams last (M's done head ends them), {dreams:,} dreams per cell, same seeds")
     m = load_mdnrnn("cartpole")
     shipped = load_controller("cartpole")
     config = shipped.config
@@ -102,14 +104,13 @@ def part2(dreams: int, seed: int) -> None:
                 "always push left": np.zeros(shipped.num_params)}
     latents = fresh_latents("cartpole", 100, seed + 10_000, None)
     starts = start_latents(latents)
-    seeds = list(range(seed, seed + dreams // 16))
+    seeds = list(range(seed, seed + dreams))  # one controller, `dreams` different dreams
     print("| policy | float32 dream steps | bfloat16 dream steps |")
     print("| --- | ---: | ---: |")
     for label, params in policies.items():
         cells = []
         for precision in PRECISIONS:
-            r = dream_rollouts(m, starts, config, np.repeat(params[None], 16, 0), seeds,
-                               DreamConfig(max_steps=500, precision=precision))
+            r = dream_rollouts(m, starts, config, params[None], seeds, DreamConfig(max_steps=500, precision=precision))
             steps = r.steps.ravel()
             cells.append(f"{steps.mean():.1f} +- {steps.std() / np.sqrt(len(steps)):.1f}")
         print(f"| {label} | {cells[0]} | {cells[1]} |", flush=True)

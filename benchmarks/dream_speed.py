@@ -19,9 +19,10 @@ Measures, in one run and with the same number of torch threads:
   the 64x64 preprocessing), and the same with the agent acting (V encodes each frame, M
   remembers, C acts), which is what one CMA-ES rollout step costs in reality.
 
-It also prints a ceiling: the multiply-adds of one M step against the multiply-add rate of one thread
-(measured on a product of M's LSTM shape, in float32 and in bfloat16), i.e. the most dream steps per
-second any implementation of this M could reach on one core at that precision.
+It also prints an estimated ceiling: the multiply-adds of one M step against the multiply-add rate of
+one thread (measured on one product of M's LSTM shape, in float32 and in bfloat16), i.e. about the
+most dream steps per second an implementation of this M could reach on one core at that precision
+(other kernels and shapes run at somewhat different rates, so it is an estimate, not a proof).
 
 A real env cannot use a second core (it is one Python process), but a second process can run a
 second env; so the ratios are given per core (one thread each) and for the whole CPU (the dream on
@@ -102,7 +103,7 @@ def all_cores_dream_speed(m: MDNRNN, env_name: str, batch: int, steps: int, prec
 
 def matmul_ceiling(m: MDNRNN, dtype: torch.dtype = torch.float32, batch: int = 1024, repeats: int = 30
                    ) -> tuple[int, float, float]:
-    """The most dream steps per second M's matrix products allow on this CPU, with torch's current threads.
+    """About the most dream steps per second M's matrix products allow on this CPU, with torch's current threads.
 
     Returns (multiply-adds per dream step, measured GMAC/s of a product of M's shape in `dtype`, the
     steps-per-second ceiling = GMAC/s / multiply-adds). A dream step needs at least M's LSTM product
@@ -203,7 +204,8 @@ def main(argv=None) -> int:
                 macs, gmacs, ceilings[env_name, precision] = matmul_ceiling(m, PRECISIONS[precision])
                 torch.set_num_threads(threads)
                 print(f"  M's step is {macs:,} multiply-adds; one core multiplies at {gmacs:.0f} GMAC/s in "
-                      f"{precision}: at most {ceilings[env_name, precision]:,.0f} dream steps/s per core", flush=True)
+                      f"{precision}: an estimated ceiling of ~{ceilings[env_name, precision]:,.0f} dream steps/s "
+                      "per core", flush=True)
         row(f"dream, {what}, one DreamEnv (float32)", dream_env_speed(m, env_name, 300))
         for agent in (False, True):
             label = f"real {env_name}, " + ("V+M+C agent acting" if agent else "env only, random actions")
@@ -217,7 +219,8 @@ def main(argv=None) -> int:
     print(f"\nratios: dream steps per real step (the fastest batch; 'per core': {per} against one real env;\n"
           f"'whole CPU': {args.workers} dreaming processes against one real env)")
     print("| env | dream precision | dream / real env, " + per + " | dream / real env, whole CPU | "
-          "dream / real agent step, " + per + " | dream / real agent step, whole CPU | ceiling per core / real env |")
+          "dream / real agent step, " + per + " | dream / real agent step, whole CPU | "
+          "estimated ceiling per core / real env |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for env_name in ("cartpole-pixels", "carracing"):
         env_only, acting = real[env_name, False], real[env_name, True]

@@ -19,6 +19,7 @@ from wmlib.dream import (
     bfloat16_is_fast,
     dream_model,
     dream_rollouts,
+    dream_step,
     make_dream,
     masked_returns,
     mdn_sample_from_noise,
@@ -333,6 +334,10 @@ def test_bfloat16_dream_keeps_m_and_c_in_float32_and_follows_the_float32_dream()
                          DreamConfig(max_steps=50, precision="bfloat16"))
     assert abs(r16.steps.mean() - r32.steps.mean()) < 0.25 * r32.steps.mean()
     assert isinstance(bfloat16_is_fast(), bool)  # True on this course's CPU (AVX512-BF16); False means emulated
+    # dream_step takes a float32 memory for a bfloat16 M too, and hands back M's own precision.
+    u, eps = torch.rand(3, Z), torch.randn(3, Z)
+    step = dream_step(half, torch.zeros(3, Z), torch.zeros(3, 2), m.initial_state(3), 1.0, u, eps, torch.rand(3))
+    assert step.state.h.dtype == torch.bfloat16 and step.z.dtype == torch.float32
     with pytest.raises(ValueError, match="unknown precision 'float16'; expected one of float32, bfloat16"):
         BatchedDream(m, starts, DreamConfig(precision="float16"))
 

@@ -117,7 +117,8 @@ def dream_step(mdnrnn: MDNRNN, z: torch.Tensor, a: torch.Tensor, state: LSTMStat
     terminated = done_prob > u_done (a sampled end, u_done ~ U(0, 1)), or done_prob > done_threshold when
     one is given (the paper's code used 0.5; see DreamConfig.done_threshold for why we sample).
     """
-    dtype = next(mdnrnn.parameters()).dtype  # float32, or bfloat16 for a dream_model copy
+    dtype = next(mdnrnn.parameters()).dtype  # float32, or bfloat16 for a dream_model copy (section 2)
+    state = LSTMState(state.h.to(dtype), state.c.to(dtype))  # no-ops when they already match
     out = mdnrnn.step(z.to(dtype), a.to(dtype), state, raw_logits=True)  # log_pi: unnormalised logits
     z_next = mdn_sample_from_noise(out.log_pi, out.mu, out.log_sigma, temperature, u, eps)  # heads: float32
     done_prob = torch.sigmoid(out.done_logit) if out.done_logit is not None else None
@@ -128,13 +129,14 @@ def dream_step(mdnrnn: MDNRNN, z: torch.Tensor, a: torch.Tensor, state: LSTMStat
     return DreamStep(z_next, out.state, done_prob, terminated, out.reward)
 
 
-def bfloat16_is_fast() -> bool:
-    """Whether this machine multiplies bfloat16 natively: a CUDA GPU, or a CPU with AVX512-BF16 or AMX.
+def bfloat16_is_fast(device: torch.device | str = "cpu") -> bool:
+    """Whether `device` multiplies bfloat16 natively: a CUDA GPU with bfloat16 support, or a CPU with
+    AVX512-BF16 or AMX.
 
     Elsewhere PyTorch emulates bfloat16 products and DreamConfig(precision="bfloat16") is slower than float32.
     """
-    if torch.cuda.is_available():
-        return True
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own probes (private, so guarded)
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
@@ -489,8 +491,9 @@ class DreamEvaluator:
     input_mean, input_std: when given, solutions are C in standardised input coordinates
         (x - mean) / std and are folded into ordinary parameters before they play (`params`).
     workers: 1 dreams in this process (with torch's threads); more splits the candidates over that
-        many processes of one thread each, started on first use with a copy of M as it is then (the
-        same returns: every dream has its own random stream). Close it (or use `with`) to stop them.
+        many processes of one thread each, on the CPU, started on first use with a copy of M as it is
+        then (later changes to M do not reach them). The returns are the serial ones on the CPU:
+        every dream has its own random stream. Close it (or use `with`) to stop them.
     """
 
     mdnrnn: MDNRNN
@@ -520,7 +523,7 @@ class DreamEvaluator:
 
     def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
         solutions, seeds = self.params(solutions), [int(s) for s in seeds]
-        if self.workers == 1 or len(solutions) == 1:
+        if self.workers == 1:
             return Evaluation(*_dream_groups(self.mdnrnn, self.starts, self.controller, self.config, solutions,
                                              seeds, self.max_batch))
         from concurrent.futures.process import BrokenProcessPool
@@ -533,8 +536,9 @@ class DreamEvaluator:
             parts = [f.result() for f in futures]
         except BrokenProcessPool as exc:
             self.close()
-            raise WorkerError("a dream worker process died abruptly (killed, out of memory or crashed); "
-                              "the pool is closed") from exc
+            raise WorkerError("a dream worker process died abruptly or failed to start (killed, out of memory, "
+                              "crashed, or a script that starts workers without an `if __name__ == '__main__':` "
+                              "guard); the pool is closed") from exc
         except Exception as exc:
             raise WorkerError(f"a dream worker failed: {type(exc).__name__}: {exc}") from exc
         return Evaluation(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))

@@ -137,6 +137,11 @@ def teacher_forcing_pairs(z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tenso
 # ---------------------------------------------------------------------------------------------
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """bfloat16 / float16 -> float32; float32 and float64 stay as they are."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 class LSTMState(NamedTuple):
     """M's memory, batch-first: h (B, H) is what the controller reads; c (B, H) is the cell."""
 
@@ -215,12 +220,12 @@ class MDNRNN(nn.Module):
         Shared by `forward` and `step`, so acting, dreaming and training read h the same way.
         """
         Z, K = self.config.z_dim, self.config.num_mixtures
-        # .float(): the heads come out in float32 even from a bfloat16 copy of M (wmlib.dream.dream_model)
-        params = self.mdn(h).float().view(*h.shape[:-1], Z, 3 * K)
+        # The heads come out in float32 even from a bfloat16 copy of M (wmlib.dream.dream_model).
+        params = _at_least_float32(self.mdn(h)).view(*h.shape[:-1], Z, 3 * K)
         logits, mu, log_sigma = params.split(K, dim=-1)
         log_pi = logits if raw_logits else F.log_softmax(logits, dim=-1)  # per latent dim, over its K components
-        reward = self.reward_head(h).float().squeeze(-1) if self.reward_head is not None else None
-        done_logit = self.done_head(h).float().squeeze(-1) if self.done_head is not None else None
+        reward = _at_least_float32(self.reward_head(h)).squeeze(-1) if self.reward_head is not None else None
+        done_logit = _at_least_float32(self.done_head(h)).squeeze(-1) if self.done_head is not None else None
         return log_pi, mu, log_sigma, reward, done_logit
 
     def forward(self, z: torch.Tensor, a: torch.Tensor, state: LSTMState | None = None,
