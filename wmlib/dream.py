@@ -1,8 +1,8 @@
 """The dream: M, run on its own samples, becomes an environment the controller can practise in.
 
 In the real environment a step costs a physics update and a render, and V must encode the frame.
-In the dream a step is one LSTM step and one draw from the mixture, on latents 200 times smaller
-than a frame, and thousands of dreams run side by side as one tensor batch:
+In the dream a step is one LSTM step and one draw from the mixture, on 32 numbers instead of a frame's
+12,288, and thousands of dreams run side by side as one tensor batch:
 
     reset:  z_0 ~ N(mu, sigma^2) of the first frame of a real episode,   h_0 = c_0 = 0
     step:   a_t = C([z_t, h_t])                         (the controller acts on what it "sees")

@@ -9,7 +9,7 @@ All of them run headless: no display is needed.
 
 Why the pixel CartPole is drawn this way. Gymnasium's picture is 600x400 and shows the whole 4.8 m
 track, so shrunk to 64 pixels across it gives about 13 pixels per metre: at 2 degrees the top of the
-pole has moved a third of a pixel, and small tilts (the ones a balancing agent lives in) all but
+pole has moved about half a pixel, and small tilts (the ones a balancing agent lives in) all but
 vanish. The course's first version shrank it with a minimum filter (to keep the thin pole dark): its
 frames at 0 and 2 degrees were identical, and no controller trained on them got past about 250 steps.
 So `cartpole_frame` draws the same objects (track, cart, pole, hinge; Gymnasium's proportions) from
