@@ -117,6 +117,7 @@ def test_dream_command_trains_and_evaluates(tmp_path, capsys, extra):
     precision = "bfloat16" if extra else "float32"
     assert f"--precision {precision}" in c.checkpoint_metadata["command"]
     assert c.checkpoint_metadata["dream"]["precision"] == precision
+    assert f"--dream-workers {2 if extra else 1} --workers 1" in c.checkpoint_metadata["command"]  # the exact run
 
 
 def test_a_dream_without_reward_or_end_is_refused():

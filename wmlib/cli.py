@@ -220,7 +220,8 @@ def _train_mdnrnn(args) -> int:
         ("hidden-size", args.hidden_size), ("mixtures", args.mixtures), ("seq-len", args.seq_len),
         ("batch-size", args.batch_size), ("lr", args.lr)) if v is not None)
     cmd = (f"python -m wmlib train-mdnrnn --env {args.env} --latents {args.latents} --out {args.out} "
-           f"--epochs {epochs} --seed {args.seed} --val-episodes {args.val_episodes}{flags}")
+           f"--epochs {epochs} --seed {args.seed} --val-episodes {args.val_episodes}{flags}"
+           + (f" --threads {args.threads}" if args.threads else ""))  # threads: speed only, recorded anyway
     meta = {"command": cmd, "latents": str(args.latents), "train_episodes": split,
             "val_episodes": args.val_episodes, "torch": torch.__version__}
     result = train_mdnrnn(train, config, epochs=epochs, seed=args.seed, val_episodes=val, checkpoint=work,
@@ -308,7 +309,8 @@ def _train_controller(args) -> int:
            + (f" --max-steps {args.max_steps}" if args.max_steps else "")
            + f" --select-episodes {args.select_episodes} --eval-episodes {args.eval_episodes}"
            f" --seed {args.seed}" + (f" --x0-from {args.x0_from}" if args.x0_from else "")
-           + (f" --work {args.work}" if args.work else ""))
+           + (f" --work {args.work}" if args.work else "")
+           + (f" --workers {args.workers}" if args.workers else ""))  # workers: speed only, recorded anyway
     x0 = search_start(rollout_fn, load_controller(args.x0_from)) if args.x0_from else None
     print(f"training C ({rollout_fn.controller}) with: {cmd}", flush=True)
     with make_evaluator(rollout_fn, args.workers) as evaluator:
@@ -480,7 +482,9 @@ def _dream(args) -> int:
            f" --sigma0 {args.sigma0:g} --temperature {args.temperature:g}"
            f" --done-threshold {'sample' if args.done_threshold is None else format(args.done_threshold, 'g')}"
            f" --dream-max-steps {max_steps} --select-episodes {args.select_episodes} --precision {args.precision}"
-           f" --eval-episodes {args.eval_episodes} --seed {args.seed}")
+           f" --eval-episodes {args.eval_episodes} --seed {args.seed}"
+           f" --dream-workers {args.dream_workers} --workers {args.workers}"
+           + (f" --threads {args.threads}" if args.threads else ""))  # the last three: speed only
     final = None
     if args.eval_episodes > 0:
         rollout_fn = ControllerRollout(args.env, args.vae, args.mdnrnn, c_config)
