@@ -117,7 +117,7 @@ def dream_step(mdnrnn: MDNRNN, z: torch.Tensor, a: torch.Tensor, state: LSTMStat
     terminated = done_prob > u_done (a sampled end, u_done ~ U(0, 1)), or done_prob > done_threshold when
     one is given (the paper's code used 0.5; see DreamConfig.done_threshold for why we sample).
     """
-    dtype = next(mdnrnn.parameters()).dtype  # float32, or bfloat16 for a dream_model copy (section 2)
+    dtype = next(mdnrnn.parameters()).dtype  # float32, or bfloat16 for a dream_model copy (ch. 5, sec. 2)
     state = LSTMState(state.h.to(dtype), state.c.to(dtype))  # no-ops when they already match
     out = mdnrnn.step(z.to(dtype), a.to(dtype), state, raw_logits=True)  # log_pi: unnormalised logits
     z_next = mdn_sample_from_noise(out.log_pi, out.mu, out.log_sigma, temperature, u, eps)  # heads: float32
@@ -146,8 +146,7 @@ def dream_model(mdnrnn: MDNRNN, precision: str = "float32") -> MDNRNN:
 
     bfloat16 keeps float32's range with 8 bits of mantissa; the LSTM's and the output layer's
     products then run at ~2.4x the float32 rate on CPUs with AVX512-BF16 (measured on M's shape by
-    benchmarks/dream_speed.py). The original M
-    is left untouched (training goes on in float32).
+    benchmarks/dream_speed.py). The original M is left untouched (training goes on in float32).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
