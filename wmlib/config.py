@@ -135,7 +135,7 @@ class DreamConfig:
     precision: str = "float32"
     """M's arithmetic in the dream: "float32", or "bfloat16" (M's weights, h and c in bfloat16; the
     mixture is sampled in float32). On a CPU with AVX512-BF16 (or AMX, or a GPU) M's matrix products
-    run ~2.4x faster, so the paper's car dream steps ~1.5x faster (CartPole's small M ~1.3x); on
+    run ~2.4x faster, so the paper's car dream steps ~1.2-1.6x faster (CartPole's small M ~1.1-1.3x); on
     other CPUs bfloat16 is emulated and slower (wmlib.dream.bfloat16_is_fast). What it does to the
     dream is measured by benchmarks/dream_precision.py (M's likelihood of real data, dream lengths,
     and the real score of a controller trained in each)."""
