@@ -6,6 +6,10 @@ Every step, in this order (the paper's loop):
     a_t      = C(z_t, h_t)                           decided from the present and the memory
     h_{t+1}  = M.step(z_t, a_t, (h_t, c_t))          the memory takes in what was seen and done
 
+`WorldModelAgent.decide` does the first two lines, `remember` the third, and `act` both: the
+real-env player, the pipeline's explorer (which may swap C's action for a random one before M
+remembers it) and `input_statistics` (random actions) all go through `remember`.
+
 h starts at zero each episode. C reads h_t *before* M has seen frame t: h summarises the past
 (where the pole was, hence how fast it moves), z the present. For the paper's "V only" ablation
 the controller has h_dim = 0 and M is not needed at all.
@@ -197,7 +201,7 @@ def _config_for_parts(vae, mdnrnn) -> ControllerConfig:
 class ControllerRollout:
     """rollout_fn(params, seed) -> Rollout for CMA-ES: one real episode with C's parameters set to params.
 
-    env_name:   "cartpole-pixels" or "carracing"
+    env_name:   a world's name (wmlib.tasks.WORLDS), e.g. "cartpole-pixels"
     vae:        a shipped name ("cartpole", "carracing") or a checkpoint path stem
     mdnrnn:     likewise; ignored when controller.h_dim == 0 ("V only")
     controller: the ControllerConfig of C

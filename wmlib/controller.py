@@ -21,6 +21,9 @@ How the tanh outputs become an action (`ControllerConfig.action_map`):
                  CMA-ES gets slower as the dimension grows.
     "identity"   y itself (for continuous envs whose actions live in [-1, 1])
 
+Each world (wmlib.tasks) names its map. A map is one batched function in ACTION_MAPS, shared by the
+real env (`map_action`, one step) and the dream (a whole population at once), so the two cannot differ.
+
 The flat parameter vector that CMA-ES searches is W flattened row by row, then b.
 
 Introduced in: course/04_controller.ipynb
