@@ -2,6 +2,7 @@
 
 import pickle
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -77,12 +78,64 @@ def test_agent_matches_the_papers_loop_step_by_step(cartpole):
     assert torch.count_nonzero(agent.h) == 0
 
 
+def test_decide_reads_h_without_touching_m_and_remember_advances_m(cartpole):
+    vae, m = tiny_vae(), tiny_mdnrnn()
+    agent = WorldModelAgent(vae, m, random_controller(), cartpole.action_space)
+    frame, _ = cartpole.reset(seed=4)
+    for _ in range(3):
+        h_before, state_before = agent.h.clone(), agent.state
+        decision = agent.decide(frame)
+        assert agent.state is state_before, "decide must leave M's memory alone"
+        with torch.no_grad():
+            z = vae.encode(frames_to_tensor(frame))[0][0]
+        torch.testing.assert_close(decision.z, z)
+        assert decision.action == agent.controller.act(z, h_before)
+        taken = 1 - decision.action  # the explorer's case: M must remember the action really taken
+        agent.remember(decision.z, taken)
+        with torch.no_grad():
+            expected = m.step(z[None], torch.eye(2)[[taken]], state_before).state
+        torch.testing.assert_close(agent.state.h, expected.h)
+        torch.testing.assert_close(agent.state.c, expected.c)
+        frame, *_ = cartpole.step(taken)
+
+
+def test_act_is_decide_then_remember(cartpole):
+    one = WorldModelAgent(tiny_vae(), tiny_mdnrnn(), random_controller(), cartpole.action_space)
+    two = WorldModelAgent(tiny_vae(), tiny_mdnrnn(), random_controller(), cartpole.action_space)
+    frame, _ = cartpole.reset(seed=6)
+    for _ in range(5):
+        action = one.act(frame)
+        z, chosen = two.decide(frame)
+        two.remember(z, chosen)
+        assert action == chosen
+        torch.testing.assert_close(one.h, two.h)
+        frame, _, term, trunc, _ = cartpole.step(action)
+        if term or trunc:
+            break
+
+
+def test_remember_reads_a_box_action_as_a_vector_and_is_a_no_op_without_m():
+    car_space = gym.spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32))
+    m = tiny_mdnrnn(action_dim=3)
+    agent = WorldModelAgent(tiny_vae(), m, random_controller("carracing"), car_space)
+    z, action = torch.randn(Z), np.array([0.3, 0.5, 0.0], np.float32)
+    agent.remember(z, action)
+    with torch.no_grad():
+        expected = m.step(z[None], torch.from_numpy(action)[None], m.initial_state(1)).state
+    torch.testing.assert_close(agent.state.h, expected.h)
+    v_only = WorldModelAgent(tiny_vae(), None, random_controller(h_dim=0), gym.spaces.Discrete(2))
+    v_only.remember(z, 1)
+    assert v_only.state is None and v_only.h.numel() == 0
+
+
 def test_episode_is_deterministic_and_counts_steps(cartpole):
     agent = WorldModelAgent(tiny_vae(), tiny_mdnrnn(), random_controller(), cartpole.action_space)
     a = play_episode(cartpole, agent, seed=5, max_steps=40)
     b = play_episode(cartpole, agent, seed=5, max_steps=40)
     assert isinstance(a, Rollout) and a == b
     assert 1 <= a.steps <= 40 and a.ret == a.steps  # CartPole pays 1 per step
+    c = play_episode(cartpole, agent, seed=6, max_steps=40)
+    assert c != a, "another seed, another episode (a constant result would pass the check above)"
 
 
 def test_memory_changes_what_the_agent_does(cartpole):

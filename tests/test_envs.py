@@ -8,7 +8,7 @@ from wmlib.envs import ENV_NAMES, action_dim, cartpole_frame, encode_actions, ma
 
 
 def test_unknown_env_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="cartpole-pixels"):
+    with pytest.raises(ValueError, match="unknown world 'pong'; the known worlds are: cartpole-pixels .*carracing"):
         make_env("pong")
 
 
@@ -122,3 +122,14 @@ def test_encode_actions():
 def test_all_names_build():
     for name in ENV_NAMES:
         make_env(name).close()
+
+
+def test_the_names_are_the_world_tables_and_the_limits_its_episode_lengths():
+    from wmlib.tasks import WORLDS
+
+    assert ENV_NAMES == tuple(WORLDS)
+    for name in ("cartpole-pixels", "cartpole"):
+        env = make_env(name)
+        assert env.spec.max_episode_steps == WORLDS[name].episode_steps
+        env.close()
+    assert make_env("cartpole-pixels", max_episode_steps=7).spec.max_episode_steps == 7

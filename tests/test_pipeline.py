@@ -1,5 +1,6 @@
 """The iterative pipeline and the `dream` / `pipeline` commands, at tiny sizes (seconds, not minutes)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,18 +10,19 @@ import torch
 from wmlib.agent import WorldModelAgent, play_episode
 from wmlib.checkpoints import load_checkpoint, save_checkpoint
 from wmlib.cli import main
-from wmlib.config import ControllerConfig, MDNRNNConfig, PipelineConfig, VAEConfig
+from wmlib.config import CMAESConfig, ControllerConfig, DreamConfig, MDNRNNConfig, PipelineConfig, VAEConfig
 from wmlib.controller import LinearController
-from wmlib.envs import make_env
-from wmlib.mdnrnn import MDNRNN
+from wmlib.envs import encode_actions, make_env
+from wmlib.mdnrnn import MDNRNN, preset_config
 from wmlib.pipeline import play_agent_episode, run_pipeline
 from wmlib.rollouts import load_episode
 from wmlib.vae import ConvVAE
 
 TINY = PipelineConfig(rounds=2, random_episodes=4, episodes_per_round=2, eval_episodes=2, real_step_budget=400,
-                      max_episode_steps=30, z_dim=8, vae_epochs=1, mdn_epochs_first=1, mdn_epochs_per_round=1,
-                      cma_population=4, cma_rollouts=2, cma_generations=2, dream_max_steps=30, select_episodes=4,
-                      target_return=None)
+                      max_episode_steps=30, vae=dataclasses.replace(PipelineConfig().vae, z_dim=8), vae_epochs=1,
+                      mdn_epochs_first=1, mdn_epochs_per_round=1,
+                      cmaes=CMAESConfig(population_size=4, rollouts_per_candidate=2, sigma0=0.5, generations=2),
+                      dream=DreamConfig(max_steps=30), select_episodes=4, target_return=None)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -56,16 +58,52 @@ def test_the_final_agent_loads_and_plays(run):
     np.testing.assert_array_equal(c.get_flat_params(), result.controller.get_flat_params())
     m = load_checkpoint(MDNRNN, MDNRNNConfig, work / "mdnrnn")
     vae = load_checkpoint(ConvVAE, VAEConfig, work / "vae")
+    for name, loaded, kept in (("M", m, result.mdnrnn), ("V", vae, result.vae)):
+        for key, value in kept.state_dict().items():
+            torch.testing.assert_close(loaded.state_dict()[key], value, msg=f"{name}'s {key} differs on disk")
     env = make_env("cartpole-pixels", max_episode_steps=30)
-    ep = play_episode(env, WorldModelAgent(vae, m, c, env.action_space), seed=1_000_000)
-    assert ep.steps == 30 or ep.steps < 30 and ep.ret == ep.steps
-    assert result.report["final"]["mean"] == pytest.approx(np.mean(
-        [play_episode(env, WorldModelAgent(vae, m, c, env.action_space), seed=1_000_000 + i).ret for i in range(2)]))
+    final = [play_episode(env, WorldModelAgent(vae, m, c, env.action_space), seed=1_000_000 + i) for i in range(2)]
+    assert result.report["final"]["mean"] == pytest.approx(np.mean([r.ret for r in final]))
+    assert result.report["final"]["env_steps"] == sum(r.steps for r in final)
+    picked = result.report["rounds"][result.report["picked_round"]]
+    round_c = load_checkpoint(LinearController, ControllerConfig, work / f"controller_round_{picked['round']:02d}")
+    np.testing.assert_array_equal(round_c.get_flat_params(), c.get_flat_params())
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_run(run, tmp_path):
+    _, result = run
+    again = run_pipeline(TINY, tmp_path / "again", seed=0, final_eval_episodes=2, progress=False).report
+
+    def results(report):
+        return ([{k: v for k, v in r.items() if k != "seconds"} for r in report["rounds"]], report["picked_round"],
+                {k: v for k, v in report["final"].items() if k != "seconds"})
+
+    assert results(again) == results(result.report)
+
+
+@pytest.mark.slow
+def test_the_report_records_the_nested_configs_with_m_resolved(run):
+    config = run[1].report["config"]
+    assert config["vae"]["z_dim"] == 8 and config["cmaes"]["population_size"] == 4
+    assert config["dream"]["max_steps"] == 30
+    assert config["mdnrnn"] == dataclasses.asdict(preset_config("cartpole-pixels", 8))
+
+
+def test_pipeline_config_errors():
+    with pytest.raises(ValueError, match="at least one round"):
+        PipelineConfig(rounds=0)
+    with pytest.raises(ValueError, match="M reads z of size 16, but V makes z of size 32"):
+        PipelineConfig(mdnrnn=preset_config("cartpole-pixels", 16))
+    with pytest.raises(ValueError, match="needs a reward head"):
+        run_pipeline(PipelineConfig(env_name="carracing"), "unused", progress=False)
+    with pytest.raises(ValueError, match="unknown world 'pong'"):
+        run_pipeline(PipelineConfig(env_name="pong"), "unused", progress=False)
 
 
 @pytest.mark.slow
 def test_a_run_stops_at_the_budget_and_refuses_to_overwrite(tmp_path):
-    small = PipelineConfig(**{**TINY.__dict__, "real_step_budget": 60, "random_episodes": 10})
+    small = dataclasses.replace(TINY, real_step_budget=60, random_episodes=10)
     report = run_pipeline(small, tmp_path / "run", seed=1, progress=False).report
     assert report["real_steps"] == 60
     assert len(report["rounds"]) == 1 and report["rounds"][0]["real_score"]["episodes"] == 0
@@ -88,11 +126,11 @@ def test_exploration_takes_random_actions_and_m_remembers_them():
     assert 0 in explored["actions"] and len(explored["actions"]) <= 25
     assert explored["frames"].shape == (len(explored["actions"]) + 1, 64, 64, 3)
     # M's memory after the episode is the memory of the actions really taken.
-    from wmlib.mdnrnn import as_action_vectors, memory_states
+    from wmlib.mdnrnn import memory_states
     from wmlib.vae import encode_frames
 
     mu, _ = encode_frames(vae, explored["frames"])
-    h = memory_states(m, mu, torch.from_numpy(as_action_vectors(explored["actions"], 2))).h[-1]
+    h = memory_states(m, mu, torch.from_numpy(encode_actions(explored["actions"], env.action_space))).h[-1]
     torch.testing.assert_close(agent.h, h, rtol=1e-4, atol=1e-5)
 
 

@@ -6,6 +6,10 @@ Every step, in this order (the paper's loop):
     a_t      = C(z_t, h_t)                           decided from the present and the memory
     h_{t+1}  = M.step(z_t, a_t, (h_t, c_t))          the memory takes in what was seen and done
 
+`WorldModelAgent.decide` does the first two lines, `remember` the third, and `act` both: the
+real-env player, the pipeline's explorer (which may swap C's action for a random one before M
+remembers it) and `input_statistics` (random actions) all go through `remember`.
+
 h starts at zero each episode. C reads h_t *before* M has seen frame t: h summarises the past
 (where the pole was, hence how fast it moves), z the present. For the paper's "V only" ablation
 the controller has h_dim = 0 and M is not needed at all.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -31,13 +36,27 @@ import torch
 
 from wmlib.cmaes import Rollout
 from wmlib.config import ControllerConfig
-from wmlib.controller import LinearController, fold_standardization
+from wmlib.controller import (
+    LinearController,
+    controller_config_for,
+    fold_standardization,
+    unfold_standardization,
+)
 from wmlib.envs import action_dim, encode_actions, make_env
 from wmlib.rollouts import frames_to_tensor
 
 
+class Decision(NamedTuple):
+    """What the agent saw and chose in one step (`WorldModelAgent.decide`)."""
+
+    z: torch.Tensor
+    """(Z,) the latent of the frame (V's mean, or a sample with sample_z)."""
+    action: object
+    """The env action C chose: an int for a Discrete space, a float32 array (A,) for a Box."""
+
+
 class WorldModelAgent:
-    """V + M + C acting on 64x64x3 frames.
+    """V + M + C acting on 64x64x3 frames: `decide` (V, then C), then `remember` (M).
 
     vae:        a ConvVAE (wmlib.vae)
     mdnrnn:     an MDNRNN (wmlib.mdnrnn), or None when the controller reads z alone (h_dim = 0)
@@ -89,14 +108,28 @@ class WorldModelAgent:
         return mu[0]
 
     @torch.no_grad()
-    def act(self, frame: np.ndarray):
-        """See a frame, choose the env action, then let M remember (z, a)."""
+    def decide(self, frame: np.ndarray) -> Decision:
+        """See a frame and choose: z_t = V(frame_t), a_t = C(z_t, h_t). M is not touched (see `remember`)."""
         z = self.encode(frame)
-        action = self.controller.act(z, self.h if self.mdnrnn is not None else None)
-        if self.mdnrnn is not None:
-            a = torch.from_numpy(encode_actions(np.asarray([action]) if np.ndim(action) == 0
-                                                else np.asarray(action)[None], self.action_space))  # (1, A)
-            self.state = self.mdnrnn.step(z[None], a, self.state).state
+        return Decision(z, self.controller.act(z, self.h if self.mdnrnn is not None else None))
+
+    @torch.no_grad()
+    def remember(self, z: torch.Tensor, action) -> None:
+        """Let M take in what was seen and done: h_{t+1} = M.step(z_t, a_t, h_t).
+
+        z: (Z,) from `decide` or `encode`; action: the env action really taken (C's, or a random one
+        while exploring). M reads it as the world's encoding: one-hot for a Discrete space, the floats
+        of a Box as they are (wmlib.envs.encode_actions). Nothing happens when there is no M.
+        """
+        if self.mdnrnn is None:
+            return
+        a = torch.from_numpy(encode_actions(np.asarray(action)[None], self.action_space))  # (1, A)
+        self.state = self.mdnrnn.step(z[None], a, self.state).state
+
+    def act(self, frame: np.ndarray):
+        """One step of the paper's loop: decide, then remember; returns the env action."""
+        z, action = self.decide(frame)
+        self.remember(z, action)
         return action
 
 
@@ -150,10 +183,7 @@ def input_statistics(env: gym.Env, vae, mdnrnn, *, episodes: int = 30, seed: int
             z = agent.encode(frame)
             rows.append(torch.cat([z, agent.h]).numpy())
             action = env.action_space.sample()
-            if agent.mdnrnn is not None:
-                a = torch.from_numpy(encode_actions(np.asarray([action]) if np.ndim(action) == 0
-                                                    else np.asarray(action)[None], env.action_space))
-                agent.state = agent.mdnrnn.step(z[None], a, agent.state).state
+            agent.remember(z, action)
             frame, _, terminated, truncated, _ = env.step(action)
             steps += 1
             done = terminated or truncated
@@ -171,7 +201,7 @@ def _config_for_parts(vae, mdnrnn) -> ControllerConfig:
 class ControllerRollout:
     """rollout_fn(params, seed) -> Rollout for CMA-ES: one real episode with C's parameters set to params.
 
-    env_name:   "cartpole-pixels" or "carracing"
+    env_name:   a world's name (wmlib.tasks.WORLDS), e.g. "cartpole-pixels"
     vae:        a shipped name ("cartpole", "carracing") or a checkpoint path stem
     mdnrnn:     likewise; ignored when controller.h_dim == 0 ("V only")
     controller: the ControllerConfig of C
@@ -246,8 +276,6 @@ def controller_rollout_for(env_name: str, vae: str | Path, mdnrnn: str | Path | 
     measure C's input statistics (`input_statistics`); the real steps they took are in
     `.calibration_env_steps`.
     """
-    from wmlib.controller import controller_config_for
-
     if use_h and mdnrnn is None:
         raise ValueError("a controller that reads h needs M: pass mdnrnn (or use_h=False for 'V only')")
     v = _load_vae(vae)
@@ -403,8 +431,6 @@ def search_start(rollout_fn: ControllerRollout, controller: LinearController) ->
     Used to continue from an earlier run (a second stage with a smaller step size, say): the
     standardisation may differ between runs, so we go through the raw parameters.
     """
-    from wmlib.controller import unfold_standardization
-
     c, want = controller.config, rollout_fn.controller
     if (c.z_dim, c.h_dim, c.action_dim) != (want.z_dim, want.h_dim, want.action_dim):
         raise ValueError(f"cannot start from a controller for (z {c.z_dim}, h {c.h_dim}, a {c.action_dim}): "

@@ -517,23 +517,23 @@ def _pipeline_args(p):
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="real episodes scoring C each round")
     p.add_argument("--budget", type=int, default=d.real_step_budget, help="real env steps the run may take")
     p.add_argument("--target", type=float, default=d.target_return, help="stop once a round's real score reaches it")
-    p.add_argument("--z-dim", type=int, default=d.z_dim)
+    p.add_argument("--z-dim", type=int, default=d.vae.z_dim)
     p.add_argument("--vae-epochs", type=int, default=d.vae_epochs, help="V's passes over round 0's frames")
     p.add_argument("--vae-epochs-per-round", type=int, default=d.vae_epochs_per_round,
                    help="V's further passes over every frame in each later round (0: train V once)")
-    p.add_argument("--vae-batch-size", type=int, default=d.vae_batch_size)
-    p.add_argument("--vae-lr", type=float, default=d.vae_learning_rate)
+    p.add_argument("--vae-batch-size", type=int, default=d.vae.batch_size)
+    p.add_argument("--vae-lr", type=float, default=d.vae.learning_rate)
     p.add_argument("--mdn-epochs-first", type=int, default=d.mdn_epochs_first)
     p.add_argument("--mdn-epochs-per-round", type=int, default=d.mdn_epochs_per_round)
-    p.add_argument("--population", type=int, default=d.cma_population)
-    p.add_argument("--rollouts", type=int, default=d.cma_rollouts, help="dream episodes per candidate")
-    p.add_argument("--generations", type=int, default=d.cma_generations, help="CMA-ES generations per round")
-    p.add_argument("--sigma0", type=float, default=d.cma_sigma0)
-    p.add_argument("--temperature", type=float, default=d.temperature, help="the dream's temperature tau")
-    p.add_argument("--done-threshold", type=_done_threshold, default=d.done_threshold,
+    p.add_argument("--population", type=int, default=d.cmaes.population_size)
+    p.add_argument("--rollouts", type=int, default=d.cmaes.rollouts_per_candidate, help="dream episodes per candidate")
+    p.add_argument("--generations", type=int, default=d.cmaes.generations, help="CMA-ES generations per round")
+    p.add_argument("--sigma0", type=float, default=d.cmaes.sigma0)
+    p.add_argument("--temperature", type=float, default=d.dream.temperature, help="the dream's temperature tau")
+    p.add_argument("--done-threshold", type=_done_threshold, default=d.dream.done_threshold,
                    help="the dream ends when M's done probability exceeds this (default 'sample': drawn from it)")
-    p.add_argument("--dream-max-steps", type=int, default=d.dream_max_steps)
-    p.add_argument("--dream-precision", choices=("float32", "bfloat16"), default=d.dream_precision,
+    p.add_argument("--dream-max-steps", type=int, default=d.dream.max_steps)
+    p.add_argument("--dream-precision", choices=("float32", "bfloat16"), default=d.dream.precision,
                    help="M's arithmetic in the dream (bfloat16: the car's dream ~1.5x faster with AVX512-BF16)")
     p.add_argument("--dream-workers", type=int, default=1, help="processes that dream while C trains (1: this one)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="cut real episodes here")
@@ -545,6 +545,8 @@ def _pipeline_args(p):
 @command("pipeline", "the iterative procedure: real data -> V, M -> C in the dream -> C's real data -> ...")
 @_args(_pipeline_args)
 def _pipeline(args) -> int:
+    import dataclasses
+
     import torch
 
     from wmlib.config import PipelineConfig
@@ -552,17 +554,18 @@ def _pipeline(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    d = PipelineConfig()
     config = PipelineConfig(
         env_name=args.env, rounds=args.rounds, random_episodes=args.random_episodes,
         episodes_per_round=args.episodes_per_round, exploration=args.exploration, eval_episodes=args.eval_episodes,
         real_step_budget=args.budget, target_return=args.target, max_episode_steps=args.max_episode_steps,
-        z_dim=args.z_dim, vae_epochs=args.vae_epochs, vae_epochs_per_round=args.vae_epochs_per_round,
-        vae_batch_size=args.vae_batch_size,
-        vae_learning_rate=args.vae_lr, mdn_epochs_first=args.mdn_epochs_first,
-        mdn_epochs_per_round=args.mdn_epochs_per_round, cma_population=args.population,
-        cma_rollouts=args.rollouts, cma_generations=args.generations, cma_sigma0=args.sigma0,
-        temperature=args.temperature, done_threshold=args.done_threshold, dream_max_steps=args.dream_max_steps,
-        dream_precision=args.dream_precision)
+        vae=dataclasses.replace(d.vae, z_dim=args.z_dim, batch_size=args.vae_batch_size, learning_rate=args.vae_lr),
+        vae_epochs=args.vae_epochs, vae_epochs_per_round=args.vae_epochs_per_round,
+        mdn_epochs_first=args.mdn_epochs_first, mdn_epochs_per_round=args.mdn_epochs_per_round,
+        cmaes=dataclasses.replace(d.cmaes, population_size=args.population, rollouts_per_candidate=args.rollouts,
+                                  generations=args.generations, sigma0=args.sigma0),
+        dream=dataclasses.replace(d.dream, temperature=args.temperature, done_threshold=args.done_threshold,
+                                  max_steps=args.dream_max_steps, precision=args.dream_precision))
     result = run_pipeline(config, args.work, seed=args.seed, final_eval_episodes=args.final_eval_episodes,
                           dream_workers=args.dream_workers)
     r = result.report

@@ -12,7 +12,7 @@ Introduced in: course/00_start_here.ipynb
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -144,10 +144,13 @@ class DreamConfig:
 @dataclass(frozen=True)
 class PipelineConfig:
     """The paper's iterative procedure (wmlib/pipeline.py, chapter 5): real data -> V, M -> C in the
-    dream -> C's real rollouts -> retrain M -> ... Defaults: pixel CartPole within 20,000 real steps."""
+    dream -> C's real rollouts -> retrain M -> ... Defaults: pixel CartPole within 20,000 real steps.
+
+    V, M, CMA-ES and the dream are configured by their own dataclasses; the defaults below differ
+    from theirs where the pipeline's small data and small M want it (each field says how)."""
 
     env_name: str = "cartpole-pixels"
-    """The real environment ("cartpole-pixels" or "carracing")."""
+    """The real world (a name in wmlib.tasks.WORLDS whose M can make a dream pay: "cartpole-pixels")."""
     rounds: int = 10
     """At most this many rounds of (train M, train C in the dream, play C for real)."""
     random_episodes: int = 300
@@ -164,39 +167,36 @@ class PipelineConfig:
     """Stop after a round whose real score reaches this (None: play every round)."""
     max_episode_steps: int | None = None
     """Cut real episodes after this many steps (None: the env's own limit)."""
-    z_dim: int = 32
-    """V's latent size."""
+    vae: VAEConfig = field(default_factory=lambda: VAEConfig(batch_size=32, learning_rate=3e-4))
+    """V (its z_dim is M's and C's too). Batch 32 and learning rate 3e-4: more, smaller steps per frame,
+    as for the shipped V (see assets/README.md)."""
     vae_epochs: int = 8
     """Passes of V over the round-0 frames."""
     vae_epochs_per_round: int = 1
     """Later rounds: V's further passes over every frame so far (0: V is trained once, on random play).
     C goes where random play never went (a cart near the end of the track); V must learn to see it."""
-    vae_batch_size: int = 32
-    """V's batch (small batches: more steps per frame, as for the shipped V; see assets/README.md)."""
-    vae_learning_rate: float = 3e-4
-    """V's Adam learning rate."""
+    mdnrnn: MDNRNNConfig | None = None
+    """M (its z_dim must be V's); None: the world's preset (wmlib.mdnrnn.preset_config) at V's z_dim."""
     mdn_epochs_first: int = 40
     """M's epochs on the round-0 data."""
     mdn_epochs_per_round: int = 20
     """M's further epochs on all data in each later round (it continues from the last round)."""
-    cma_population: int = 32
-    """CMA-ES candidates per generation (in the dream)."""
-    cma_rollouts: int = 16
-    """Dream episodes per candidate."""
-    cma_generations: int = 30
-    """CMA-ES generations per round."""
-    cma_sigma0: float = 0.5
-    """Initial CMA-ES step size (C searches in standardised input coordinates)."""
-    temperature: float = 1.0
-    """The dream's temperature while C trains."""
-    done_threshold: float | None = None
-    """The dream's end rule (see DreamConfig.done_threshold; None: sampled ends)."""
-    dream_max_steps: int = 500
-    """Dream episodes are cut here (CartPole's real limit is 500)."""
-    dream_precision: str = "float32"
-    """M's arithmetic in the dream (DreamConfig.precision): "float32" or "bfloat16"."""
+    cmaes: CMAESConfig = field(default_factory=lambda: CMAESConfig(
+        population_size=32, rollouts_per_candidate=16, sigma0=0.5, generations=30))
+    """CMA-ES in the dream, each round: 32 candidates x 16 dream episodes, 30 generations; step size 0.5
+    because C searches in standardised input coordinates."""
+    dream: DreamConfig = field(default_factory=lambda: DreamConfig(max_steps=500))
+    """The dream C trains in: cut at 500 steps (CartPole's real limit)."""
     select_episodes: int = 64
     """Dream episodes that pick between CMA-ES's best candidate and its final mean."""
+
+    def __post_init__(self):
+        if self.rounds < 1 or self.random_episodes < 1:
+            raise ValueError(f"need at least one round and one random episode, got rounds={self.rounds} "
+                             f"and random_episodes={self.random_episodes}")
+        if self.mdnrnn is not None and self.mdnrnn.z_dim != self.vae.z_dim:
+            raise ValueError(f"M reads z of size {self.mdnrnn.z_dim}, but V makes z of size {self.vae.z_dim}: "
+                             "give M the same z_dim (or mdnrnn=None for the world's preset)")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ How the tanh outputs become an action (`ControllerConfig.action_map`):
                  CMA-ES gets slower as the dimension grows.
     "identity"   y itself (for continuous envs whose actions live in [-1, 1])
 
+Each world (wmlib.tasks) names its map. A map is one batched function in ACTION_MAPS, shared by the
+real env (`map_action`, one step) and the dream (a whole population at once), so the two cannot differ.
+
 The flat parameter vector that CMA-ES searches is W flattened row by row, then b.
 
 Introduced in: course/04_controller.ipynb
@@ -28,13 +31,52 @@ Introduced in: course/04_controller.ipynb
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
 from wmlib.config import ControllerConfig
+from wmlib.tasks import world_spec
 
-ACTION_MAPS = ("carracing", "discrete", "identity")
+
+@dataclass(frozen=True)
+class ActionMap:
+    """How C's tanh outputs become an env action, for a whole batch at once.
+
+    batched: y (B, A_c) in [-1, 1] -> (B,) int64 choices when `one_hot`, else (B, A) float actions
+    one_hot: the action is a choice among n (Discrete(n)), which M reads one-hot; else M reads the floats
+    outputs: the C outputs the map needs (None: any number)
+    """
+
+    batched: Callable[[torch.Tensor], torch.Tensor]
+    one_hot: bool
+    outputs: int | None = None
+
+
+def _discrete(y: torch.Tensor) -> torch.Tensor:
+    return (y[:, 0] > 0).long() if y.shape[1] == 1 else y.argmax(dim=1)
+
+
+def _steer_gas_brake(y: torch.Tensor) -> torch.Tensor:
+    return torch.stack([y[:, 0], (y[:, 1] + 1) / 2, y[:, 2].clamp(0, 1)], dim=1)
+
+
+ACTION_MAPS: dict[str, ActionMap] = {
+    "carracing": ActionMap(_steer_gas_brake, one_hot=False, outputs=3),
+    "discrete": ActionMap(_discrete, one_hot=True),
+    "identity": ActionMap(lambda y: y, one_hot=False),
+}
+"""The action maps by name (`ControllerConfig.action_map`; the module docstring says what each does)."""
+
+
+def action_map_spec(name: str) -> ActionMap:
+    """ACTION_MAPS[name], or a ValueError listing the known maps."""
+    if name not in ACTION_MAPS:
+        raise ValueError(f"unknown action_map {name!r}; expected one of {', '.join(ACTION_MAPS)}")
+    return ACTION_MAPS[name]
 
 
 def controller_param_count(z_dim: int, h_dim: int, action_dim: int) -> int:
@@ -84,30 +126,26 @@ def unfold_standardization(params, mean, std, action_dim: int) -> np.ndarray:
 
 
 def map_action(y: np.ndarray, action_map: str):
-    """Turn one tanh output y (A,) into what the environment's `step` takes (see module docstring)."""
+    """Turn one tanh output y (A,) into what the environment's `step` takes (see module docstring).
+
+    An int for a map that chooses (Discrete), a float32 array otherwise.
+    """
+    spec = action_map_spec(action_map)
     y = np.asarray(y, dtype=np.float32).reshape(-1)
-    if action_map == "carracing":
-        if y.shape != (3,):
-            raise ValueError(f"the carracing action map needs 3 outputs (steer, gas, brake), got {len(y)}")
-        return np.array([y[0], (y[1] + 1.0) / 2.0, np.clip(y[2], 0.0, 1.0)], dtype=np.float32)
-    if action_map == "discrete":
-        return int(y[0] > 0) if y.shape[0] == 1 else int(np.argmax(y))
-    if action_map == "identity":
-        return y
-    raise ValueError(f"unknown action_map {action_map!r}; expected one of {', '.join(ACTION_MAPS)}")
+    if spec.outputs is not None and y.shape[0] != spec.outputs:
+        raise ValueError(f"the {action_map} action map needs {spec.outputs} outputs, got {len(y)}")
+    action = spec.batched(torch.from_numpy(y)[None])[0]
+    return int(action) if spec.one_hot else action.numpy().astype(np.float32)
 
 
 def controller_config_for(env_name: str, z_dim: int, h_dim: int) -> ControllerConfig:
-    """The controller for one of the course's envs: 1 output for CartPole, 3 for the car.
+    """The controller for one of the course's worlds (wmlib.tasks): 1 output for CartPole, 3 for the car.
 
     h_dim = 0 gives the paper's "V only" ablation (C sees z alone).
     """
-    if env_name in ("cartpole-pixels", "cartpole"):
-        return ControllerConfig(z_dim=z_dim, h_dim=h_dim, action_dim=1, action_map="discrete")
-    if env_name == "carracing":
-        return ControllerConfig(z_dim=z_dim, h_dim=h_dim, action_dim=3, action_map="carracing")
-    raise ValueError(f"no controller layout for env {env_name!r}; "
-                     "expected cartpole-pixels, cartpole or carracing")
+    world = world_spec(env_name, wanted="controller layout")
+    return ControllerConfig(z_dim=z_dim, h_dim=h_dim, action_dim=world.controller_outputs,
+                            action_map=world.action_map)
 
 
 def _as_row(x) -> torch.Tensor:
@@ -128,11 +166,9 @@ class LinearController(nn.Module):
             raise ValueError(f"the controller needs z_dim + h_dim >= 1 (both >= 0), got {config}")
         if config.action_dim < 1:
             raise ValueError(f"action_dim must be at least 1, got {config.action_dim}")
-        if config.action_map not in ACTION_MAPS:
-            raise ValueError(f"unknown action_map {config.action_map!r}; "
-                             f"expected one of {', '.join(ACTION_MAPS)}")
-        if config.action_map == "carracing" and config.action_dim != 3:
-            raise ValueError(f"the carracing action map needs action_dim=3, got {config.action_dim}")
+        outputs = action_map_spec(config.action_map).outputs
+        if outputs is not None and config.action_dim != outputs:
+            raise ValueError(f"the {config.action_map} action map needs action_dim={outputs}, got {config.action_dim}")
         self.config = config
         self.weight = nn.Parameter(torch.zeros(config.action_dim, config.z_dim + config.h_dim))  # W (A, Z+H)
         self.bias = nn.Parameter(torch.zeros(config.action_dim))  # b (A,)

@@ -40,8 +40,9 @@ from gymnasium.utils.seeding import np_random
 
 from wmlib.cmaes import Evaluation
 from wmlib.config import ControllerConfig, DreamConfig
-from wmlib.controller import ACTION_MAPS, controller_param_count
+from wmlib.controller import action_map_spec, controller_param_count
 from wmlib.mdnrnn import MDNRNN, LSTMState
+from wmlib.tasks import world_spec
 
 NOISE_CHUNK = 64
 """Steps of random numbers drawn ahead per dream (one generator call per dream per chunk)."""
@@ -334,14 +335,9 @@ def controller_to_m_actions(y: torch.Tensor, config: ControllerConfig, m_action_
     "discrete": one-hot of (y_0 > 0) with one output, else of argmax y    "carracing": (steer, gas,
     brake) = (y_0, (y_1 + 1) / 2, clip(y_2, 0, 1))    "identity": y.
     """
-    if config.action_map == "discrete":
-        choice = (y[:, 0] > 0).long() if y.shape[1] == 1 else y.argmax(dim=1)
-        return torch.nn.functional.one_hot(choice, m_action_dim).float()
-    if config.action_map == "carracing":
-        return torch.stack([y[:, 0], (y[:, 1] + 1) / 2, y[:, 2].clamp(0, 1)], dim=1)
-    if config.action_map == "identity":
-        return y
-    raise ValueError(f"unknown action_map {config.action_map!r}; expected one of {', '.join(ACTION_MAPS)}")
+    spec = action_map_spec(config.action_map)
+    actions = spec.batched(y)
+    return torch.nn.functional.one_hot(actions, m_action_dim).float() if spec.one_hot else actions
 
 
 def _check_fit(mdnrnn: MDNRNN, controller: ControllerConfig) -> None:
@@ -575,12 +571,11 @@ class DreamEvaluator:
 
 
 def dream_action_space(env_name: str) -> gym.Space:
-    """The real env's action space, which the dream copies: Discrete(2) for CartPole, the car's Box."""
-    if env_name == "cartpole-pixels":
-        return gym.spaces.Discrete(2)
-    if env_name == "carracing":
-        return gym.spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32))
-    raise ValueError(f"no dream action space for {env_name!r}; expected 'cartpole-pixels' or 'carracing'")
+    """The real env's action space, which the dream copies (wmlib.tasks): Discrete(2) for CartPole, the car's Box."""
+    world = world_spec(env_name, wanted="dream action space")
+    if world.m_preset is None:
+        raise ValueError(f"no dream action space for {env_name!r}: the world has no M to dream with")
+    return world.new_action_space()
 
 
 class DreamEnv(gym.Env):
@@ -715,7 +710,7 @@ class DreamEnv(gym.Env):
 
 def make_dream(env_name: str, mdnrnn: MDNRNN, starts: StartLatents, config: DreamConfig | None = None, *,
                vae=None, render_mode: str | None = None) -> DreamEnv:
-    """A DreamEnv with the action space of one of the course's envs ("cartpole-pixels", "carracing")."""
+    """A DreamEnv with the action space of one of the course's worlds (wmlib.tasks: "cartpole-pixels", ...)."""
     return DreamEnv(mdnrnn, starts, config, dream_action_space(env_name), vae=vae, render_mode=render_mode)
 
 

@@ -1,27 +1,12 @@
-"""Environments: CartPole from pixels, CarRacing at the paper's 64x64, and the state CartPole.
+"""Environments by name: make_env builds any of the worlds in wmlib.tasks, headless.
 
     make_env("cartpole-pixels")   64x64x3 uint8 frames of CartPole-v1: a close-up of cart and pole
-                                  above a strip that shows the whole track
+                                  above a strip that shows the whole track (wmlib.observations)
     make_env("cartpole")          CartPole-v1 as Gymnasium ships it (4 numbers of state)
     make_env("carracing")         CarRacing-v3, frames cropped and resized to 64x64x3 as in the paper
 
-All of them run headless: no display is needed.
-
-Why the pixel CartPole is drawn this way. Gymnasium's picture is 600x400 and shows the whole 4.8 m
-track, so shrunk to 64 pixels across it gives about 13 pixels per metre: at 2 degrees the top of the
-pole has moved about half a pixel, and small tilts (the ones a balancing agent lives in) all but
-vanish. The course's first version shrank it with a minimum filter (to keep the thin pole dark): its
-frames at 0 and 2 degrees were identical, and no controller trained on them got past about 250 steps.
-So `cartpole_frame` draws the same objects (track, cart, pole, hinge; Gymnasium's proportions) from
-the state, anti-aliased, in two parts of one frame:
-
-    rows  0..47  a close-up that follows the cart, 36 pixels per metre: the pole is 36 px tall and
-                 1 degree of tilt moves its top by 0.6 px, 12 degrees (where an episode ends) by 7.5
-    rows 48..63  a strip with the whole track at 12.5 pixels per metre: where the cart is, and the
-                 two ends it must not cross (2.4 m either side)
-
-Anti-aliasing keeps sub-pixel movement as shades of grey, so the picture changes smoothly with the
-angle. Drawing 64x64 directly is also about 4x faster than Gymnasium's 600x400 render.
+All of them run headless: no display is needed. `action_dim` and `encode_actions` turn env actions
+into the float vectors M reads (one-hot for a Discrete space, as they are for a Box).
 
 Introduced in: course/01_problem.ipynb
 """
@@ -33,42 +18,17 @@ import os
 import gymnasium as gym
 import numpy as np
 
-ENV_NAMES = ("cartpole-pixels", "cartpole", "carracing")
+from wmlib.observations import (  # noqa: F401  (re-exported: the chapters import them from here)
+    FRAME_SHAPE,
+    CarRacingPixels,
+    CartPolePixels,
+    carracing_frame,
+    cartpole_frame,
+)
+from wmlib.tasks import WORLDS, world_spec
 
-FRAME_SHAPE = (64, 64, 3)
-"""(H, W, C) of every pixel observation."""
-
-# CartPole-v1's objects in metres, with Gymnasium's drawing proportions.
-_POLE_LENGTH = 1.0  # drawn length: twice the half-length 0.5 that the physics uses
-_POLE_WIDTH = 0.08
-_CART_WIDTH, _CART_HEIGHT = 0.4, 0.24
-_HINGE_ABOVE_CART = 0.06  # the pole's hinge sits this far above the cart's centre
-_X_LIMIT = 2.4  # an episode ends when the cart's centre passes +-2.4 m
-
-_ZOOM = 36.0  # close-up: pixels per metre
-_CART_COL, _CART_ROW = 32.0, 42.5  # where the cart's centre sits in the close-up
-_STRIP_TOP = 48  # rows 48..63: the whole track
-_STRIP_ZOOM = 12.5  # strip: pixels per metre (4.8 m of track -> 60 px)
-_STRIP_ROW = 58.5
-
-_WHITE = np.array([255, 255, 255], np.float32)
-_STRIP_GREY = np.array([235, 235, 235], np.float32)
-_BLACK = np.array([0, 0, 0], np.float32)
-_POLE_BROWN = np.array([170, 100, 40], np.float32)
-_HINGE_BLUE = np.array([110, 110, 200], np.float32)
-
-_ROWS, _COLS = (np.mgrid[0:64, 0:64].astype(np.float32) + 0.5)  # pixel centres, (64, 64) each
-
-
-def _coverage(signed_distance: np.ndarray) -> np.ndarray:
-    """How much of a pixel a shape covers, from the signed distance (pixels, < 0 inside) of its centre."""
-    return np.clip(0.5 - signed_distance, 0.0, 1.0)
-
-
-def _box_distance(u: np.ndarray, v: np.ndarray, half_u: float, half_v: float) -> np.ndarray:
-    """Signed distance from points (u, v) to the box |u| <= half_u, |v| <= half_v."""
-    du, dv = np.abs(u) - half_u, np.abs(v) - half_v
-    return np.hypot(np.maximum(du, 0), np.maximum(dv, 0)) + np.minimum(np.maximum(du, dv), 0)
+ENV_NAMES = tuple(WORLDS)
+"""Every world make_env builds (the keys of wmlib.tasks.WORLDS)."""
 
 
 def _headless() -> None:
@@ -77,123 +37,17 @@ def _headless() -> None:
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 
-def cartpole_frame(state: np.ndarray) -> np.ndarray:
-    """Draw the course's 64x64x3 CartPole frame from the state (see the module docstring).
-
-    state: (4,) or (B, 4) floats (x, x_dot, theta, theta_dot), as CartPole-v1 keeps them; only x
-    and theta are drawn. Returns (64, 64, 3) or (B, 64, 64, 3) uint8.
-    """
-    state = np.asarray(state, np.float32)
-    if state.shape[-1:] != (4,) or state.ndim not in (1, 2):
-        raise ValueError(f"expected CartPole states of shape (4,) or (B, 4), got {state.shape}")
-    if not np.isfinite(state).all():
-        raise ValueError("CartPole state contains NaN or inf")
-    batch = state.reshape(-1, 4)
-    x, theta = batch[:, 0, None, None], batch[:, 2, None, None]  # (B, 1, 1)
-    image = np.broadcast_to(_WHITE, (len(batch), 64, 64, 3)).copy()
-
-    def paint(cover, colour):  # cover: (64, 64) or (B, 64, 64) in [0, 1]
-        image[...] += cover[..., None] * (colour - image)
-
-    in_zoom = _ROWS < _STRIP_TOP
-    paint(_coverage(np.abs(_ROWS - _CART_ROW) - 0.5) * in_zoom, _BLACK)  # the track
-    for end in (-_X_LIMIT, _X_LIMIT):  # an end of the track, when it comes into view
-        col = _CART_COL + (end - x) * _ZOOM
-        paint(_coverage(_box_distance(_COLS - col, _ROWS - (_CART_ROW - 6), 0.5, 6)) * in_zoom, _BLACK)
-    paint(_coverage(_box_distance(_COLS - _CART_COL, _ROWS - _CART_ROW, _CART_WIDTH * _ZOOM / 2,
-                                  _CART_HEIGHT * _ZOOM / 2)), _BLACK)
-    du, dv = _COLS - _CART_COL, _ROWS - (_CART_ROW - _HINGE_ABOVE_CART * _ZOOM)  # from the hinge
-    along = du * np.sin(theta) - dv * np.cos(theta)  # up the pole (image rows grow downwards)
-    across = du * np.cos(theta) + dv * np.sin(theta)
-    half_length, half_width = _POLE_LENGTH * _ZOOM / 2, _POLE_WIDTH * _ZOOM / 2
-    paint(_coverage(_box_distance(across, along - half_length, half_width, half_length + half_width)), _POLE_BROWN)
-    paint(_coverage(np.hypot(du, dv) - half_width), _HINGE_BLUE)
-
-    in_strip = ~in_zoom
-    image[:, in_strip] = _STRIP_GREY
-    paint(_coverage(_box_distance(_COLS - 32, _ROWS - _STRIP_ROW, _X_LIMIT * _STRIP_ZOOM, 0.5)) * in_strip, _BLACK)
-    for end in (-_X_LIMIT, _X_LIMIT):
-        paint(_coverage(_box_distance(_COLS - (32 + end * _STRIP_ZOOM), _ROWS - (_STRIP_ROW - 3), 0.5, 3.5))
-              * in_strip, _BLACK)
-    cart_col = 32 + x * _STRIP_ZOOM
-    paint(_coverage(_box_distance(_COLS - cart_col, _ROWS - (_STRIP_ROW - 2), _CART_WIDTH * _STRIP_ZOOM / 2 + 0.5,
-                                  2.5)) * in_strip, _BLACK)
-    frames = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    return frames[0] if state.ndim == 1 else frames
-
-
-def carracing_frame(obs: np.ndarray) -> np.ndarray:
-    """The paper's CarRacing preprocessing: drop the 12-row dashboard, resize 84x96 to 64x64.
-
-    obs: (96, 96, 3) uint8 from CarRacing-v3. Returns (64, 64, 3) uint8.
-    """
-    from PIL import Image
-
-    if obs.shape != (96, 96, 3) or obs.dtype != np.uint8:
-        raise ValueError(f"expected CarRacing's (96, 96, 3) uint8 observation, got {obs.shape} {obs.dtype}")
-    return np.asarray(Image.fromarray(obs[:84]).resize((64, 64), Image.Resampling.BILINEAR))
-
-
-class CartPolePixels(gym.ObservationWrapper):
-    """CartPole-v1 that observes 64x64x3 frames (drawn by `cartpole_frame`) instead of its 4-number state.
-
-    The true state (x, x_dot, theta, theta_dot) is still given in `info["state"]`, for teaching
-    and for checking what a model learned; an agent that plays from pixels must not read it.
-    """
-
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
-        self.observation_space = gym.spaces.Box(0, 255, FRAME_SHAPE, np.uint8)
-
-    def observation(self, observation):
-        return cartpole_frame(observation)
-
-    @property
-    def render_mode(self):
-        return "rgb_array"
-
-    def render(self):
-        """The current 64x64x3 frame (what the agent sees)."""
-        return cartpole_frame(np.asarray(self.env.unwrapped.state, np.float32))
-
-    def reset(self, *, seed=None, options=None):
-        state, info = self.env.reset(seed=seed, options=options)
-        info = dict(info, state=np.asarray(state, np.float32))
-        return self.observation(state), info
-
-    def step(self, action):
-        state, reward, terminated, truncated, info = self.env.step(action)
-        info = dict(info, state=np.asarray(state, np.float32))
-        return self.observation(state), reward, terminated, truncated, info
-
-
-class CarRacingPixels(gym.ObservationWrapper):
-    """CarRacing-v3 with 64x64x3 observations (the paper's crop and resize)."""
-
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
-        self.observation_space = gym.spaces.Box(0, 255, FRAME_SHAPE, np.uint8)
-
-    def observation(self, observation):
-        return carracing_frame(observation)
-
-
 def make_env(name: str, *, max_episode_steps: int | None = None, **kwargs) -> gym.Env:
-    """Build one of the course's environments by name (see ENV_NAMES).
+    """Build one of the course's environments by name (see ENV_NAMES and wmlib.tasks).
 
-    max_episode_steps overrides the time limit (CartPole-v1: 500, CarRacing-v3: 1000).
-    Other keyword arguments go to `gymnasium.make` (for example `render_mode="rgb_array"` on
-    "cartpole" to look at it).
+    max_episode_steps overrides the time limit (the world's `episode_steps`: CartPole-v1 500,
+    CarRacing-v3 1000). Other keyword arguments go to `gymnasium.make` (for example
+    `render_mode="rgb_array"` on "cartpole" to look at it).
     """
+    world = world_spec(name)
     _headless()
     limit = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
-    if name == "cartpole-pixels":
-        return CartPolePixels(gym.make("CartPole-v1", **limit, **kwargs))
-    if name == "cartpole":
-        return gym.make("CartPole-v1", **limit, **kwargs)
-    if name == "carracing":
-        return CarRacingPixels(gym.make("CarRacing-v3", **limit, **kwargs))
-    raise ValueError(f"unknown environment {name!r}; expected one of {', '.join(ENV_NAMES)}")
+    return world.make(**limit, **kwargs)
 
 
 def action_dim(space: gym.Space) -> int:

@@ -49,6 +49,7 @@ from wmlib.checkpoints import (
     save_tensors,
 )
 from wmlib.config import MDNRNNConfig, default_device
+from wmlib.tasks import world_spec
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -254,21 +255,13 @@ class MDNRNN(nn.Module):
 
 
 def preset_config(env_name: str, z_dim: int) -> MDNRNNConfig:
-    """M's config for one of the course's environments, given V's latent size.
+    """M's config for one of the course's worlds (its `m_preset` in wmlib.tasks), given V's latent size.
 
     "carracing": the paper's CarRacing model (H 256, K 5, A 3: steer, gas, brake).
     "cartpole-pixels": A 2 (one-hot left/right) and a done head, as in the paper's Doom model,
-    because surviving is the whole game. H 64 is plenty for a world whose true state is 4 numbers
-    and trains in minutes on a laptop CPU; windows of 32 steps hold most random episodes whole.
-    Ends are rare (1 step in ~22), so their loss is weighted 10x and batches are small (16) to
-    take more steps: with that, the done head learns in tens of epochs instead of hundreds.
+    because surviving is the whole game; a small, fast M (wmlib.tasks says why each size).
     """
-    if env_name == "carracing":
-        return MDNRNNConfig(z_dim=z_dim, action_dim=3)
-    if env_name == "cartpole-pixels":
-        return MDNRNNConfig(z_dim=z_dim, action_dim=2, hidden_size=64, num_mixtures=5, predict_done=True,
-                            done_loss_weight=10.0, sequence_length=32, batch_size=16, learning_rate=3e-3)
-    raise ValueError(f"no M preset for {env_name!r}; expected 'cartpole-pixels' or 'carracing'")
+    return world_spec(env_name, wanted="M preset").mdnrnn_config(z_dim)
 
 
 PRESET_EPOCHS = {"cartpole-pixels": 100, "carracing": 20}

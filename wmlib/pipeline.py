@@ -18,6 +18,10 @@ result and is reported separately, like a benchmark's test set.
     result = run_pipeline(PipelineConfig(), "data/pipeline", seed=0)
     result.report["rounds"][-1]["real_score"]["mean"], result.report["real_steps"]
 
+`run_pipeline` is a loop over rounds; each round runs the named stages below in order (collect,
+train V, encode, train M, train C in the dream, score and explore in reality), each a short function
+of the run's state (`_Run`).
+
 `python -m wmlib pipeline --env cartpole-pixels ...` runs it and writes WORK/report.json.
 
 Introduced in: course/05_dream.ipynb
@@ -28,17 +32,26 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from wmlib.agent import EVAL_SEED_START, WorldModelAgent
+from wmlib.agent import play_episode as play_agent
 from wmlib.checkpoints import save_checkpoint, save_json
-from wmlib.config import CMAESConfig, DreamConfig, PipelineConfig, VAEConfig
+from wmlib.config import MDNRNNConfig, PipelineConfig
 from wmlib.controller import LinearController, controller_config_for
-from wmlib.envs import encode_actions, make_env
+from wmlib.dream import DreamTrainResult, train_controller_in_dream
+from wmlib.envs import make_env
+from wmlib.mdnrnn import MDNRNN, encode_episodes, preset_config, train_mdnrnn
 from wmlib.rollouts import play_episode, save_episode
+from wmlib.tasks import world_spec
+from wmlib.vae import ConvVAE, train_vae
 
 REAL_SEED_BASE = 10_000_000
 """Real episodes of a run use seeds REAL_SEED_BASE + 100,000 * seed + i (apart from the evaluation range)."""
@@ -50,26 +63,22 @@ REAL_SEED_BASE = 10_000_000
 
 
 @torch.no_grad()
-def play_agent_episode(env, agent, *, seed: int, epsilon: float = 0.0, rng: np.random.Generator | None = None,
-                       max_steps: int | None = None) -> dict:
+def play_agent_episode(env, agent: WorldModelAgent, *, seed: int, epsilon: float = 0.0,
+                       rng: np.random.Generator | None = None, max_steps: int | None = None) -> dict:
     """One real episode of V+M+C, recorded like `wmlib.rollouts.play_episode` (frames, actions, ...).
 
     With probability epsilon a step takes a random action instead of C's (exploration); M then
-    remembers the action that was really taken. agent: a wmlib.agent.WorldModelAgent.
+    remembers the action that was really taken.
     """
     rng = np.random.default_rng(seed) if rng is None else rng
     obs, _ = env.reset(seed=seed)
     agent.reset()
     frames, actions, rewards, terminated, truncated = [obs], [], [], [], []
     while True:
-        z = agent.encode(obs)
-        action = agent.controller.act(z, agent.h if agent.mdnrnn is not None else None)
+        z, action = agent.decide(obs)
         if epsilon > 0 and rng.random() < epsilon:
             action = env.action_space.sample()
-        if agent.mdnrnn is not None:
-            a = encode_actions(np.asarray([action]) if np.ndim(action) == 0 else np.asarray(action)[None],
-                               env.action_space)
-            agent.state = agent.mdnrnn.step(z[None], torch.from_numpy(a), agent.state).state
+        agent.remember(z, action)
         obs, reward, term, trunc, _ = env.step(action)
         if max_steps is not None and len(actions) + 1 >= max_steps:
             trunc = True
@@ -88,7 +97,7 @@ def play_agent_episode(env, agent, *, seed: int, epsilon: float = 0.0, rng: np.r
 
 
 # ---------------------------------------------------------------------------------------------
-# The loop
+# The run's state, and what the stages return
 # ---------------------------------------------------------------------------------------------
 
 
@@ -96,55 +105,254 @@ def play_agent_episode(env, agent, *, seed: int, epsilon: float = 0.0, rng: np.r
 class PipelineResult:
     """What `run_pipeline` returns: the JSON report (also in WORK/report.json) and the final V, M, C.
 
-    report: {"config", "seed", "real_steps", "dream_steps", "picked_round", "rounds": [per round:
-             "round", "episodes", "real_steps", "real_steps_total", "dream_steps", "dream_steps_total",
-             "dream_score", "real_score" {"mean", "std", "episodes"}, "m_nll", "seconds" per stage],
-             "final" (with final_eval_episodes), "wall_time_s"}
+    report: {"config" (M's resolved), "seed", "real_steps", "dream_steps", "picked_round", "rounds": [per
+             round: "round", "m_episodes", "real_steps", "real_steps_total", "dream_steps",
+             "dream_steps_total", "dream_score", "real_score" {"mean", "std", "episodes"}, "m_nll",
+             "seconds" per stage], "final" (with final_eval_episodes), "wall_time_s"}
     controller, mdnrnn, vae: the C (ordinary, folded parameters), M and V of the round whose real score
                 was best (`picked_round`): a later round's C can score worse, and those scores are real
     """
 
     report: dict
-    vae: object
-    mdnrnn: object
+    vae: ConvVAE
+    mdnrnn: MDNRNN
     controller: LinearController
 
 
-class _Budget:
-    """Counts real env steps and says how many are left."""
+class RoundAgent(NamedTuple):
+    """The V, M and C of one round, with C's mean real score (None when the budget left no episode)."""
 
-    def __init__(self, total: int, used: int = 0):
-        self.total, self.used = int(total), int(used)
+    round: int
+    real_score: float | None
+    vae: ConvVAE
+    mdnrnn: MDNRNN
+    controller: LinearController
+
+
+class RealPlay(NamedTuple):
+    """What a round did in reality: C's scoring returns, and every episode it played (M's next data)."""
+
+    returns: list[float]
+    episodes: list[dict]
+
+
+@dataclasses.dataclass
+class _Run:
+    """A pipeline run in progress: its settings, the real env and budget, and what the stages have made."""
+
+    config: PipelineConfig
+    m_config: MDNRNNConfig
+    work: Path
+    seed: int
+    progress: bool
+    dream_workers: int
+    env: gym.Env
+    rng: np.random.Generator  # exploration
+    next_seed: int
+    steps_used: int = 0
+    dream_steps: int = 0
+    vae: ConvVAE | None = None
+    mdnrnn: MDNRNN | None = None
+    controller: LinearController | None = None
+    latents: list[dict] = dataclasses.field(default_factory=list)  # M's data: every real episode, encoded
+    real_episodes: list[dict] = dataclasses.field(default_factory=list)  # every real episode so far, in order
 
     @property
-    def left(self) -> int:
-        return max(self.total - self.used, 0)
+    def steps_left(self) -> int:
+        return max(self.config.real_step_budget - self.steps_used, 0)
+
+    def seeds(self, n: int) -> np.ndarray:
+        """The next n real episode seeds of this run."""
+        out = np.arange(self.next_seed, self.next_seed + n)
+        self.next_seed += n
+        return out
+
+    def episode_cap(self, left: int) -> int:
+        """Steps the next real episode may take: what the budget has left, and at most max_episode_steps."""
+        return min(left, self.config.max_episode_steps or left)
+
+    def checkpoint_metadata(self, k: int, **extra) -> dict:
+        return {"seed": self.seed, "pipeline": str(self.work), "round": k, **extra}
 
 
-def _agent_player(env, agent, epsilon: float, rng: np.random.Generator, max_episode_steps: int | None):
-    """play(seed, steps_left) -> one recorded episode of the agent (see `_collect`)."""
+def _start(config: PipelineConfig, work_dir, seed: int, progress: bool, dream_workers: int) -> _Run:
+    """Check the config and the work dir, open the real env: a run before its first round."""
+    world = world_spec(config.env_name)
+    m_config = preset_config(config.env_name, config.vae.z_dim) if config.mdnrnn is None else config.mdnrnn
+    world.check_dream(m_config)
+    work = Path(work_dir)
+    if (work / "report.json").exists():
+        raise FileExistsError(f"{work} already holds a pipeline run (report.json); choose another work dir "
+                              "or delete it")
+    work.mkdir(parents=True, exist_ok=True)
+    env = make_env(config.env_name, max_episode_steps=config.max_episode_steps)
+    env.action_space.seed(seed)
+    return _Run(config, m_config, work, seed, progress, dream_workers, env, np.random.default_rng(seed),
+                next_seed=REAL_SEED_BASE + 100_000 * seed)
 
-    def play(episode_seed: int, left: int) -> dict:
-        return play_agent_episode(env, agent, seed=episode_seed, epsilon=epsilon, rng=rng,
-                                  max_steps=min(left, max_episode_steps or left))
 
-    return play
+# ---------------------------------------------------------------------------------------------
+# The stages
+# ---------------------------------------------------------------------------------------------
 
 
-def _collect(env, budget: _Budget, n: int, out_dir: Path, seeds, play, desc: str, progress: bool) -> list[dict]:
-    """Play up to n episodes with play(seed, max_steps) -> episode, saving each; stop when the budget is spent."""
+def _collect(run: _Run, n: int, out_dir: Path, play: Callable[[int, int], dict], desc: str) -> list[dict]:
+    """Play up to n episodes with play(seed, steps_left) -> episode, saving each; stop when the budget is spent."""
+    seeds = run.seeds(n)
     episodes = []
-    bar = tqdm(range(n), desc=desc, unit="episode", disable=not progress, leave=False)
+    bar = tqdm(range(n), desc=desc, unit="episode", disable=not run.progress, leave=False)
     for i in bar:
-        if budget.left == 0:
+        if run.steps_left == 0:
             break
-        episode = play(int(seeds[i]), budget.left)
-        budget.used += len(episode["actions"])
+        episode = play(int(seeds[i]), run.steps_left)
+        run.steps_used += len(episode["actions"])
         save_episode(out_dir / f"episode_{i:05d}.npz", episode)
         episodes.append(episode)
-        bar.set_postfix(real_steps=budget.used)
+        bar.set_postfix(real_steps=run.steps_used)
     bar.close()
     return episodes
+
+
+def _collect_random(run: _Run, round_dir: Path) -> list[dict]:
+    """Stage "collect" (round 0): random real episodes, the data V and M first learn from."""
+    env = run.env
+
+    def play(episode_seed: int, left: int) -> dict:
+        return play_episode(env, lambda obs, info: env.action_space.sample(), seed=episode_seed,
+                            max_steps=run.episode_cap(left))
+
+    return _collect(run, run.config.random_episodes, round_dir, play, "round 0: random real episodes")
+
+
+def _train_v(run: _Run, k: int) -> ConvVAE:
+    """Stage "train V": on round 0's frames; later rounds refresh V on every frame so far.
+
+    V has only seen random play; C's episodes show places it never went, so later rounds continue
+    from the last V on all the data (M then continues on the re-encoded latents; they move little).
+    """
+    c = run.config
+    files = (run.work / "rollouts").glob("round_00/*.npz" if k == 0 else "**/*.npz")
+    vae = train_vae(sorted(files), c.vae, epochs=c.vae_epochs + k * c.vae_epochs_per_round, seed=run.seed,
+                    checkpoint=run.work / "vae_train", progress=run.progress,
+                    continue_on_new_data=k > 0).vae.cpu().eval()
+    save_checkpoint(vae, c.vae, run.work / "vae", metadata=run.checkpoint_metadata(k))
+    return vae
+
+
+def _encode(run: _Run, new: list[dict], reencode: bool) -> None:
+    """Stage "encode": V's latents of the new episodes (or of every episode, after V changed) for M."""
+    if reencode:
+        run.latents = encode_episodes(run.vae, run.real_episodes, run.m_config.action_dim)
+    else:
+        run.latents += encode_episodes(run.vae, new, run.m_config.action_dim)
+
+
+def _train_m(run: _Run, k: int) -> tuple[MDNRNN, float]:
+    """Stage "train M": on every episode so far, continuing from the last round's M. Returns M and its last NLL."""
+    c = run.config
+    result = train_mdnrnn(run.latents, run.m_config, epochs=c.mdn_epochs_first + k * c.mdn_epochs_per_round,
+                          seed=run.seed, checkpoint=run.work / "mdnrnn_train", progress=run.progress,
+                          continue_on_new_data=True)  # M grows with every round
+    return result.model.cpu().eval(), float(result.history[-1]["nll"])
+
+
+def _train_c_in_dream(run: _Run, k: int) -> DreamTrainResult:
+    """Stage "train C in the dream": CMA-ES over standardised inputs, warm-started from the last round's C."""
+    c = run.config
+    c_config = controller_config_for(c.env_name, c.vae.z_dim, run.m_config.hidden_size)
+    return train_controller_in_dream(
+        run.mdnrnn, run.latents, c_config, c.cmaes, c.dream, seed=run.seed * 1000 + k,
+        x0_params=None if run.controller is None else run.controller.get_flat_params(),
+        select_episodes=c.select_episodes, progress=run.progress, desc=f"round {k}: CMA-ES in the dream",
+        workers=run.dream_workers)
+
+
+def _play_in_reality(run: _Run, k: int, round_dir: Path, seconds: dict) -> RealPlay:
+    """Stages "evaluate" and "explore": score C without exploration, then (unless the run ends here) let it
+    explore for M's next data. Both are real episodes, counted in the budget and kept as data."""
+    c = run.config
+    agent = WorldModelAgent(run.vae, run.mdnrnn, run.controller, run.env.action_space, seed=run.seed)
+
+    def player(epsilon: float):
+        def play(episode_seed: int, left: int) -> dict:
+            return play_agent_episode(run.env, agent, seed=episode_seed, epsilon=epsilon, rng=run.rng,
+                                      max_steps=run.episode_cap(left))
+        return play
+
+    t0 = time.perf_counter()
+    scored = _collect(run, c.eval_episodes, round_dir / "scored", player(0.0), f"round {k}: scoring C in the real env")
+    returns = [float(ep["rewards"].sum()) for ep in scored]
+    seconds["evaluate"] = time.perf_counter() - t0
+    if _reached(c, returns) or k + 1 >= c.rounds:
+        return RealPlay(returns, list(scored))
+    t0 = time.perf_counter()
+    explored = _collect(run, c.episodes_per_round, run.work / "rollouts" / f"round_{k + 1:02d}",
+                        player(c.exploration), f"round {k}: C explores the real env")
+    seconds["collect_next"] = time.perf_counter() - t0
+    return RealPlay(returns, list(scored) + explored)
+
+
+def _reached(config: PipelineConfig, returns: list[float]) -> bool:
+    return bool(returns) and config.target_return is not None and np.mean(returns) >= config.target_return
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+
+def _run_round(run: _Run, k: int, new: list[dict]) -> tuple[RoundAgent, RealPlay, dict]:
+    """One round: (round 0: collect, train V) encode, train M, train C in the dream, play for real.
+
+    new: the real episodes the last round played (ignored in round 0, which collects its own).
+    Returns the round's agent and real play, and its record for the report.
+    """
+    c = run.config
+    seconds, t0, steps_before = {}, time.perf_counter(), run.steps_used
+    round_dir = run.work / "rollouts" / f"round_{k:02d}"
+    if k == 0:
+        new = _collect_random(run, round_dir)
+        seconds["collect"] = time.perf_counter() - t0
+    run.real_episodes += new
+    refresh_v = k == 0 or (c.vae_epochs_per_round > 0 and bool(new))
+    if refresh_v:
+        t0 = time.perf_counter()
+        run.vae = _train_v(run, k)
+        seconds["vae"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _encode(run, new, reencode=refresh_v and k > 0)
+    run.mdnrnn, m_nll = _train_m(run, k)
+    seconds["mdnrnn"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    trained = _train_c_in_dream(run, k)
+    run.controller, run.dream_steps = trained.controller, run.dream_steps + trained.dream_steps
+    seconds["controller"] = time.perf_counter() - t0
+    real = _play_in_reality(run, k, round_dir, seconds)
+    save_checkpoint(run.controller, run.controller.config, run.work / f"controller_round_{k:02d}",
+                    metadata={"seed": run.seed, "round": k, "picked": trained.picked})
+    returns = real.returns
+    record = {
+        "round": k, "m_episodes": len(run.latents), "real_steps": run.steps_used - steps_before,
+        "real_steps_total": run.steps_used, "dream_steps": trained.dream_steps,
+        "dream_steps_total": run.dream_steps, "dream_score": trained.selection[trained.picked],
+        "real_score": {"mean": float(np.mean(returns)) if returns else None,
+                       "std": float(np.std(returns)) if returns else None, "episodes": len(returns)},
+        "m_nll": m_nll, "seconds": {name: round(s, 1) for name, s in seconds.items()},
+    }
+    agent = RoundAgent(k, record["real_score"]["mean"], run.vae, run.mdnrnn, run.controller)
+    return agent, real, record
+
+
+def _final_evaluation(run: _Run, picked: RoundAgent, episodes: int) -> dict:
+    """Real episodes on the evaluation seeds that measure the picked agent (not counted in the budget)."""
+    t0 = time.perf_counter()
+    agent = WorldModelAgent(picked.vae, picked.mdnrnn, picked.controller, run.env.action_space, seed=run.seed)
+    final = [play_agent(run.env, agent, seed=EVAL_SEED_START + i, max_steps=run.config.max_episode_steps)
+             for i in tqdm(range(episodes), desc="final evaluation in the real env", unit="episode",
+                           disable=not run.progress, leave=False)]
+    return {"episodes": episodes, "mean": float(np.mean([r.ret for r in final])),
+            "std": float(np.std([r.ret for r in final])), "env_steps": int(sum(r.steps for r in final)),
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLike = "data/pipeline", *,
@@ -156,159 +364,37 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
     final_eval_episodes: real episodes that measure the final C afterwards (not counted as training steps).
     dream_workers: processes that dream while C trains (wmlib.dream.DreamEvaluator; it does not change the result).
     """
-    from wmlib.agent import EVAL_SEED_START, WorldModelAgent
-    from wmlib.agent import play_episode as play_agent
-    from wmlib.dream import train_controller_in_dream
-    from wmlib.mdnrnn import encode_episodes, preset_config, train_mdnrnn
-    from wmlib.vae import train_vae
-
     config = PipelineConfig() if config is None else config
-    if config.rounds < 1 or config.random_episodes < 1:
-        raise ValueError(f"need at least one round and one random episode, got {config}")
-    m_preset = preset_config(config.env_name, config.z_dim)
-    if not (m_preset.predict_done or m_preset.predict_reward):
-        raise ValueError(f"M for {config.env_name} predicts neither the reward nor the end, so C cannot be trained "
-                         "in its dream; the pipeline supports cartpole-pixels")
-    work = Path(work_dir)
-    if (work / "report.json").exists():
-        raise FileExistsError(f"{work} already holds a pipeline run (report.json); choose another work dir "
-                              "or delete it")
-    work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    env = make_env(config.env_name, max_episode_steps=config.max_episode_steps)
-    env.action_space.seed(seed)
-    budget = _Budget(config.real_step_budget)
-    rng = np.random.default_rng(seed)  # exploration
-    base = REAL_SEED_BASE + 100_000 * seed
-    next_seed = base
-
-    def seeds(n):
-        nonlocal next_seed
-        out = np.arange(next_seed, next_seed + n)
-        next_seed += n
-        return out
-
-    report = {"config": dataclasses.asdict(config), "seed": seed, "real_steps": 0, "dream_steps": 0, "rounds": []}
-    dream_steps = 0
+    run = _start(config, work_dir, seed, progress, dream_workers)
+    report = {"config": dataclasses.asdict(dataclasses.replace(config, mdnrnn=run.m_config)), "seed": seed,
+              "real_steps": 0, "dream_steps": 0, "rounds": []}
+    best: RoundAgent | None = None  # the result: the best C as scored for real
+    new: list[dict] = []
     rounds_bar = tqdm(range(config.rounds), desc="pipeline rounds", unit="round", disable=not progress)
-    vae = mdnrnn = controller = None
-    latents: list[dict] = []
-    real_episodes: list[dict] = []  # every real episode so far (frames included), in order
-    collected: list[dict] = []  # the real episodes of the last round, for M's next round
-    m_config = m_preset  # M's config (the preset for the env)
-    best = None  # (real score, round, C, M, V) of the best-scoring round so far
     for k in rounds_bar:
-        seconds, t0, steps_before = {}, time.perf_counter(), budget.used
-        round_dir = work / "rollouts" / f"round_{k:02d}"
-        if k == 0:
-            def random_play(episode_seed, left):
-                return play_episode(env, lambda obs, info: env.action_space.sample(), seed=episode_seed,
-                                    max_steps=min(left, config.max_episode_steps or left))
-            new = _collect(env, budget, config.random_episodes, round_dir, seeds(config.random_episodes),
-                           random_play, "round 0: random real episodes", progress)
-            seconds["collect"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            vae_config = VAEConfig(z_dim=config.z_dim, learning_rate=config.vae_learning_rate,
-                                   batch_size=config.vae_batch_size)
-            vae = train_vae(sorted(round_dir.glob("*.npz")), vae_config, epochs=config.vae_epochs, seed=seed,
-                            checkpoint=work / "vae_train", progress=progress).vae.cpu().eval()
-            save_checkpoint(vae, vae_config, work / "vae", metadata={"seed": seed, "pipeline": str(work), "round": 0})
-            seconds["vae"] = time.perf_counter() - t0
-        else:
-            new = collected
-        real_episodes += new
-        t0 = time.perf_counter()
-        if k > 0 and config.vae_epochs_per_round > 0 and new:
-            # V has only seen random play; C's episodes show places it never went. Refresh V on every frame,
-            # then re-encode every episode (M continues on the new latents; they move little per round).
-            vae = train_vae(sorted(work.glob("rollouts/**/*.npz")), vae_config,
-                            epochs=config.vae_epochs + k * config.vae_epochs_per_round, seed=seed,
-                            checkpoint=work / "vae_train", progress=progress,
-                            continue_on_new_data=True).vae.cpu().eval()
-            save_checkpoint(vae, vae_config, work / "vae", metadata={"seed": seed, "pipeline": str(work), "round": k})
-            seconds["vae"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            latents = encode_episodes(vae, real_episodes, m_config.action_dim)
-        else:
-            latents += encode_episodes(vae, new, m_config.action_dim)
-        epochs = config.mdn_epochs_first + k * config.mdn_epochs_per_round
-        m_result = train_mdnrnn(latents, m_config, epochs=epochs, seed=seed, checkpoint=work / "mdnrnn_train",
-                                progress=progress, continue_on_new_data=True)  # M grows with every round
-        mdnrnn = m_result.model.cpu().eval()
-        seconds["mdnrnn"] = time.perf_counter() - t0
-
-        # C in the dream: CMA-ES over standardised inputs, warm-started from the last round's C.
-        t0 = time.perf_counter()
-        c_config = controller_config_for(config.env_name, config.z_dim, m_config.hidden_size)
-        trained = train_controller_in_dream(
-            mdnrnn, latents, c_config,
-            CMAESConfig(population_size=config.cma_population, rollouts_per_candidate=config.cma_rollouts,
-                        sigma0=config.cma_sigma0, generations=config.cma_generations),
-            DreamConfig(temperature=config.temperature, done_threshold=config.done_threshold,
-                        max_steps=config.dream_max_steps, precision=config.dream_precision),
-            seed=seed * 1000 + k, x0_params=None if controller is None else controller.get_flat_params(),
-            select_episodes=config.select_episodes, progress=progress, desc=f"round {k}: CMA-ES in the dream",
-            workers=dream_workers)
-        controller = trained.controller
-        dream_steps += trained.dream_steps
-        seconds["controller"] = time.perf_counter() - t0
-
-        # Back to reality: score C, then collect C's episodes with exploration for the next round.
-        t0 = time.perf_counter()
-        agent = WorldModelAgent(vae, mdnrnn, controller, env.action_space, seed=seed)
-
-        scored = _collect(env, budget, config.eval_episodes, round_dir / "scored", seeds(config.eval_episodes),
-                          _agent_player(env, agent, 0.0, rng, config.max_episode_steps),
-                          f"round {k}: scoring C in the real env", progress)
-        returns = [float(ep["rewards"].sum()) for ep in scored]
-        seconds["evaluate"] = time.perf_counter() - t0
-        reached = bool(returns) and config.target_return is not None and np.mean(returns) >= config.target_return
-        if returns and (best is None or np.mean(returns) > best[0]):
-            best = (float(np.mean(returns)), k, controller, mdnrnn, vae)  # the result: the best C as scored for real
-        collected = list(scored)
-        if not reached and k + 1 < config.rounds:
-            t0 = time.perf_counter()
-            collected += _collect(env, budget, config.episodes_per_round, work / "rollouts" / f"round_{k + 1:02d}",
-                                  seeds(config.episodes_per_round),
-                                  _agent_player(env, agent, config.exploration, rng, config.max_episode_steps),
-                                  f"round {k}: C explores the real env", progress)
-            seconds["collect_next"] = time.perf_counter() - t0
-        save_checkpoint(controller, c_config, work / f"controller_round_{k:02d}",
-                        metadata={"seed": seed, "round": k, "picked": trained.picked})
-        record = {
-            "round": k, "m_episodes": len(latents), "real_steps": budget.used - steps_before,
-            "real_steps_total": budget.used, "dream_steps": trained.dream_steps,
-            "dream_steps_total": dream_steps, "dream_score": trained.selection[trained.picked],
-            "real_score": {"mean": float(np.mean(returns)) if returns else None,
-                           "std": float(np.std(returns)) if returns else None, "episodes": len(returns)},
-            "m_nll": float(m_result.history[-1]["nll"]),
-            "seconds": {name: round(s, 1) for name, s in seconds.items()},
-        }
+        agent, real, record = _run_round(run, k, new)
+        new = real.episodes
+        if agent.real_score is not None and (best is None or agent.real_score > best.real_score):
+            best = agent
         report["rounds"].append(record)
-        report.update(real_steps=budget.used, dream_steps=dream_steps,
+        report.update(real_steps=run.steps_used, dream_steps=run.dream_steps,
                       wall_time_s=round(time.perf_counter() - start, 1))
-        save_json(work / "report.json", report)
-        rounds_bar.set_postfix(real_steps=budget.used, score=record["real_score"]["mean"])
-        if reached or budget.left == 0:
+        save_json(run.work / "report.json", report)
+        rounds_bar.set_postfix(real_steps=run.steps_used, score=agent.real_score)
+        if _reached(config, real.returns) or run.steps_left == 0:
             break
     rounds_bar.close()
+    picked = best if best is not None else agent
     if best is not None:
-        report["picked_round"], controller, mdnrnn, vae = best[1], best[2], best[3], best[4]
-    picked = {"seed": seed, "round": report.get("picked_round")}
-    save_checkpoint(controller, controller.config, work / "controller", metadata=picked)
-    save_checkpoint(mdnrnn, mdnrnn.config, work / "mdnrnn", metadata=picked)
-    save_checkpoint(vae, vae.config, work / "vae", metadata=picked)
+        report["picked_round"] = best.round
+    meta = {"seed": seed, "round": report.get("picked_round")}
+    for part in ("controller", "mdnrnn", "vae"):
+        model = getattr(picked, part)
+        save_checkpoint(model, model.config, run.work / part, metadata=meta)
     if final_eval_episodes > 0:
-        t0 = time.perf_counter()
-        agent = WorldModelAgent(vae, mdnrnn, controller, env.action_space, seed=seed)
-        final = [play_agent(env, agent, seed=EVAL_SEED_START + i, max_steps=config.max_episode_steps)
-                 for i in tqdm(range(final_eval_episodes), desc="final evaluation in the real env", unit="episode",
-                               disable=not progress, leave=False)]
-        report["final"] = {"episodes": final_eval_episodes, "mean": float(np.mean([r.ret for r in final])),
-                           "std": float(np.std([r.ret for r in final])),
-                           "env_steps": int(sum(r.steps for r in final)),
-                           "seconds": round(time.perf_counter() - t0, 1)}
+        report["final"] = _final_evaluation(run, picked, final_eval_episodes)
     report["wall_time_s"] = round(time.perf_counter() - start, 1)
-    save_json(work / "report.json", report)
-    env.close()
-    return PipelineResult(report, vae, mdnrnn, controller)
+    save_json(run.work / "report.json", report)
+    run.env.close()
+    return PipelineResult(report, picked.vae, picked.mdnrnn, picked.controller)
