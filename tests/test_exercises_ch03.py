@@ -7,7 +7,7 @@ import torch
 
 from wmlib.exercises import get_exercise, run_tests
 
-IDS = ["ch03.mdn_nll", "ch03.mdn_sample", "ch03.teacher_forcing_pairs"]
+IDS = ["ch03.mdn_nll", "ch03.mdn_sample", "ch03.teacher_forcing_pairs", "ch03.imagine_step"]
 
 
 def test_nan_returning_learner_fails_with_message():
@@ -62,3 +62,16 @@ def test_statistical_checks_do_not_flake():
 
             for test in tests:
                 test(shifted)
+
+
+def _own_imagine_step(mdnrnn, z, action, state, temperature, generator):
+    """A correct imagined step written without wmlib's sampler: whole-sequence forward, Gumbel-max choice."""
+    a = torch.eye(mdnrnn.config.action_dim)[action]
+    out = mdnrnn(z[:, None], a[:, None], state)
+    log_pi, mu, log_sigma = (x[:, 0] for x in (out.log_pi, out.mu, out.log_sigma))
+    return _gumbel_sample(log_pi, mu, log_sigma, temperature, generator), out.state
+
+
+def test_other_correct_imagine_step_passes():
+    result = run_tests("ch03.imagine_step", _own_imagine_step)
+    assert result.passed, result.failures

@@ -56,7 +56,7 @@ def test_strip_shows_real_and_imagined_rows(models, episodes):
 
 
 def test_controls_redraw_and_validate(models, episodes):
-    strip = ImaginationStrip(*models, episodes, horizon=4, scale=SCALE)
+    strip = ImaginationStrip(*models, episodes, horizon=4, scale=SCALE, columns=10)
     strip.set(episode=1, start=20, horizon=7)
     assert strip.image.shape[1] == _width(7) and strip.start_slider.max == 29
     strip.horizon_slider.value = 3  # a learner dragging the slider redraws too
@@ -116,6 +116,36 @@ def test_done_head_marks_imagined_ends_in_red(models, episodes):
     never = ImaginationStrip(vae, _with_done_bias(m, -20.0), episodes, horizon=3, scale=1)
     assert (never.done_prob < 0.01).all()
     assert not (never.image[TILE + GAP, x : x + TILE] == [220, 30, 30]).all()
+
+
+def test_long_dreams_wrap_into_rows_of_large_frames(models, episodes):
+    from wmlib.vae import decode_latents
+
+    vae, m = models
+    strip = ImaginationStrip(vae, m, episodes, horizon=13, scale=SCALE, columns=6)
+    strip.set(episode=1, start=3)
+    # 14 tiles (the start frame and 13 steps) in pairs of rows of 6: three pairs, the last padded white.
+    pair_h = 2 * TILE + GAP
+    assert strip.image.shape == ((3 * pair_h + 2 * 8) * SCALE, (6 * TILE + 5 * GAP) * SCALE, 3)
+
+    def tile(pair, row, col):
+        y, x = (pair * (pair_h + 8) + row * (TILE + GAP)) * SCALE, col * (TILE + GAP) * SCALE
+        return strip.image[y : y + TILE * SCALE, x : x + TILE * SCALE]
+
+    big = lambda frame: np.repeat(np.repeat(frame, SCALE, 0), SCALE, 1)  # noqa: E731
+    frames = episodes[1]["frames"]
+    assert np.array_equal(tile(0, 0, 0), big(frames[3]))  # the real start frame
+    assert np.array_equal(tile(1, 0, 0), big(frames[3 + 6]))  # tile 6 wraps to the second pair
+    assert np.array_equal(tile(2, 0, 1), big(frames[3 + 13]))  # the last real frame
+    imagined = decode_latents(vae, strip.imagined_z)
+    assert np.array_equal(tile(1, 1, 0), big(imagined[5]))  # imagined step 6 under real step 6
+    assert np.array_equal(tile(2, 1, 1), big(imagined[12]))
+    assert (tile(2, 0, 2) == 255).all() and (tile(2, 1, 5) == 255).all()  # padding
+    # The longest dream the slider allows still fits a notebook cell (about 800 px) at 128 px a frame.
+    strip.set(horizon=strip.horizon_slider.max)
+    assert strip.image.shape[1] <= 800 and SCALE * TILE >= 64
+    with pytest.raises(ValueError, match="columns"):
+        ImaginationStrip(vae, m, episodes, columns=0)
 
 
 def test_bad_episodes_are_refused(models):

@@ -22,4 +22,14 @@ def vae_loss(x_hat, x, mu, logvar, kl_tolerance):
     kl = torch.clamp(kl, min=kl_tolerance * z_dim)
     return squared_error.mean() + kl.mean()
 ''',
+    "ch02.encode_for_memory": '''
+def encode_for_memory(vae, frames, eps=None):
+    """uint8 frames (B, 64, 64, 3) -> what M reads, z (B, Z): mu, or mu + sigma * eps when eps is given."""
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0   # (B, 3, 64, 64) in [0, 1]
+    with torch.no_grad():
+        mu, logvar = vae.encode(x)
+    if eps is None:
+        return mu
+    return mu + torch.exp(0.5 * logvar) * eps
+''',
 }

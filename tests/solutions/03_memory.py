@@ -27,4 +27,12 @@ def teacher_forcing_pairs(z, a):
     targets = z[:, 1:]
     return inputs, targets
 ''',
+    "ch03.imagine_step": '''
+def imagine_step(mdnrnn, z, action, state, temperature, generator):
+    """One imagined step: M reads (z, action) with its memory; the next z is sampled at a temperature."""
+    a = torch.nn.functional.one_hot(action.long(), mdnrnn.config.action_dim).float()   # (B,) -> (B, A)
+    out = mdnrnn.step(z, a, state)                                                      # heads read the new h
+    z_next = mdn_sample(out.log_pi, out.mu, out.log_sigma, temperature, generator)
+    return z_next, out.state
+''',
 }

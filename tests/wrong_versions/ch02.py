@@ -235,8 +235,116 @@ VAE_LOSS = {
     "tolerance subtracted (relu)": vl_subtracts_tolerance,
 }
 
+
+# --- ch02.encode_for_memory -------------------------------------------------------------------
+
+
+def _images(frames):
+    return torch.from_numpy(frames).float().permute(0, 3, 1, 2) / 255
+
+
+def em_not_scaled(vae, frames, eps=None):
+    with torch.no_grad():
+        mu, logvar = vae.encode(torch.from_numpy(frames).float().permute(0, 3, 1, 2))
+    return mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+
+
+def em_minus_one_to_one(vae, frames, eps=None):
+    with torch.no_grad():
+        mu, logvar = vae.encode(torch.from_numpy(frames).float().permute(0, 3, 1, 2) / 127.5 - 1)
+    return mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+
+
+def em_reshape_channels(vae, frames, eps=None):
+    with torch.no_grad():
+        mu, logvar = vae.encode(torch.from_numpy(frames).float().reshape(-1, 3, 64, 64) / 255)
+    return mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+
+
+def em_height_width_swapped(vae, frames, eps=None):
+    with torch.no_grad():
+        mu, logvar = vae.encode(torch.from_numpy(frames).float().permute(0, 3, 2, 1).contiguous() / 255)
+    return mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+
+
+def em_logvar_as_sigma(vae, frames, eps=None):
+    with torch.no_grad():
+        mu, logvar = vae.encode(_images(frames))
+    return mu if eps is None else mu + logvar * eps
+
+
+def em_variance_as_sigma(vae, frames, eps=None):
+    with torch.no_grad():
+        mu, logvar = vae.encode(_images(frames))
+    return mu if eps is None else mu + torch.exp(logvar) * eps
+
+
+def em_forward_samples_its_own_noise(vae, frames, eps=None):
+    with torch.no_grad():
+        return vae(_images(frames)).z
+
+
+def em_always_mu(vae, frames, eps=None):
+    with torch.no_grad():
+        return vae.encode(_images(frames))[0]
+
+
+def em_no_grad_forgotten(vae, frames, eps=None):
+    mu, logvar = vae.encode(_images(frames))
+    return mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+
+
+def em_returns_mu_and_logvar(vae, frames, eps=None):
+    with torch.no_grad():
+        return vae.encode(_images(frames))
+
+
+def em_returns_numpy(vae, frames, eps=None):
+    with torch.no_grad():
+        mu, logvar = vae.encode(_images(frames))
+    return (mu if eps is None else mu + torch.exp(0.5 * logvar) * eps).numpy()
+
+
+def em_draws_own_eps(vae, frames, eps=None):
+    with torch.no_grad():
+        mu, logvar = vae.encode(_images(frames))
+    return mu if eps is None else mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def em_scales_in_place(vae, frames, eps=None):
+    frames //= 2  # "halve the range first" done on the caller's array
+    with torch.no_grad():
+        mu, logvar = vae.encode(torch.from_numpy(frames).float().permute(0, 3, 1, 2) / 127.5)
+    return mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+
+
+def em_first_frame_only(vae, frames, eps=None):
+    with torch.no_grad():
+        mu, logvar = vae.encode(_images(frames[:1]))
+    mu, logvar = mu.expand(len(frames), -1), logvar.expand(len(frames), -1)
+    return mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+
+
+ENCODE_FOR_MEMORY = {
+    "pixels not scaled to [0, 1]": em_not_scaled,
+    "pixels scaled to [-1, 1]": em_minus_one_to_one,
+    "reshape instead of permute (channels scrambled)": em_reshape_channels,
+    "height and width swapped": em_height_width_swapped,
+    "logvar used as sigma": em_logvar_as_sigma,
+    "variance used as sigma": em_variance_as_sigma,
+    "V's forward (samples its own noise)": em_forward_samples_its_own_noise,
+    "always mu, eps ignored": em_always_mu,
+    "no torch.no_grad (a graph into V)": em_no_grad_forgotten,
+    "returns (mu, logvar)": em_returns_mu_and_logvar,
+    "returns a NumPy array": em_returns_numpy,
+    "draws its own noise": em_draws_own_eps,
+    "changes the frames in place": em_scales_in_place,
+    "encodes only the first frame": em_first_frame_only,
+}
+
 WRONG_VERSIONS = {
     "ch02.reparameterize": REPARAMETERIZE,
     "ch02.kl_divergence": KL_DIVERGENCE,
     "ch02.vae_loss": VAE_LOSS,
+    "ch02.encode_for_memory": ENCODE_FOR_MEMORY,
 }

@@ -8,6 +8,8 @@ import math
 
 import torch
 
+from wmlib.mdnrnn import mdn_sample
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -204,6 +206,110 @@ def pairs_drop_two(z, a):
     return torch.cat([z[:, 1:-1], a[:, 1:-1]], -1), z[:, 2:]
 
 
+
+# --- ch03.imagine_step ------------------------------------------------------------------------
+
+
+def _one_hot(m, action):
+    return torch.nn.functional.one_hot(action.long(), m.config.action_dim).float()
+
+
+def _sample_own(log_pi, mu, log_sigma, probs, width, generator):
+    """Pick k from `probs` (B, Z, K), then mu_k + sigma_k * width * eps."""
+    m, s = _pick(log_pi, mu, log_sigma, probs, generator)
+    return m + s * width * _eps(m.shape, generator)
+
+
+def step_state_not_advanced(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    return mdn_sample(out.log_pi, out.mu, out.log_sigma, temperature, generator), state
+
+
+def step_memory_wiped(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), None)
+    return mdn_sample(out.log_pi, out.mu, out.log_sigma, temperature, generator), out.state
+
+
+def step_action_not_encoded(m, z, action, state, temperature, generator):
+    out = m.step(z, action, state)
+    return mdn_sample(out.log_pi, out.mu, out.log_sigma, temperature, generator), out.state
+
+
+def step_action_as_one_number(m, z, action, state, temperature, generator):
+    a = torch.stack([action.float(), torch.zeros_like(action, dtype=torch.float)], -1)  # [a, 0]
+    out = m.step(z, a, state)
+    return mdn_sample(out.log_pi, out.mu, out.log_sigma, temperature, generator), out.state
+
+
+def step_old_heads(m, z, action, state, temperature, generator):
+    log_pi, mu, log_sigma, _, _ = m.heads(state.h)
+    z_next = mdn_sample(log_pi, mu, log_sigma, temperature, generator)
+    return z_next, m.step(z, _one_hot(m, action), state).state
+
+
+def step_temperature_on_mean(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    return mdn_sample(out.log_pi, out.mu * temperature, out.log_sigma, 1.0, generator), out.state
+
+
+def step_log_pi_tempered_not_renormalised(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    probs = torch.exp(out.log_pi / temperature)  # no longer sums to 1 when temperature != 1
+    u = torch.rand(out.log_pi.shape[:-1] + (1,), generator=generator)
+    k = (probs.cumsum(-1) < u).sum(-1, keepdim=True).clamp(max=out.log_pi.shape[-1] - 1)
+    sigma = out.log_sigma.gather(-1, k).squeeze(-1).exp()
+    eps = torch.randn(sigma.shape, generator=generator)
+    return out.mu.gather(-1, k).squeeze(-1) + sigma * math.sqrt(temperature) * eps, out.state
+
+
+def step_sigma_times_tau(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    probs = torch.softmax(out.log_pi / temperature, -1)
+    return _sample_own(out.log_pi, out.mu, out.log_sigma, probs, temperature, generator), out.state
+
+
+def step_tau_only_on_weights(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    probs = torch.softmax(out.log_pi / temperature, -1)
+    return _sample_own(out.log_pi, out.mu, out.log_sigma, probs, 1.0, generator), out.state
+
+
+def step_tau_only_on_widths(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    return _sample_own(out.log_pi, out.mu, out.log_sigma, out.log_pi.exp(), math.sqrt(temperature),
+                       generator), out.state
+
+
+def step_temperature_ignored(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    return mdn_sample(out.log_pi, out.mu, out.log_sigma, 1.0, generator), out.state
+
+
+def step_mixture_mean(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    return (torch.softmax(out.log_pi / temperature, -1) * out.mu).sum(-1), out.state
+
+
+def step_returns_current_z(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    return z.clone(), out.state
+
+
+def step_global_random_state(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state)
+    return mdn_sample(out.log_pi, out.mu, out.log_sigma, temperature, None), out.state
+
+
+def step_raw_logits_as_probs(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, action), state, raw_logits=True)
+    probs = torch.softmax(out.log_pi, -1) / temperature  # softmax first, then "temper" (changes nothing)
+    return _sample_own(out.log_pi, out.mu, out.log_sigma, probs, math.sqrt(temperature), generator), out.state
+
+
+def step_other_action(m, z, action, state, temperature, generator):
+    out = m.step(z, _one_hot(m, 1 - action), state)
+    return mdn_sample(out.log_pi, out.mu, out.log_sigma, temperature, generator), out.state
+
 WRONG = {
     "ch03.mdn_nll": [
         ("no logsumexp: log(sum(pi * N))", nll_without_logsumexp),
@@ -246,5 +352,23 @@ WRONG = {
         ("concatenated along time", pairs_concat_on_time),
         ("changes z in place", pairs_in_place),
         ("drops the first step too", pairs_drop_two),
+    ],
+    "ch03.imagine_step": [
+        ("state not advanced", step_state_not_advanced),
+        ("memory wiped (state not passed to M)", step_memory_wiped),
+        ("action not encoded", step_action_not_encoded),
+        ("action as one number [a, 0]", step_action_as_one_number),
+        ("the other action's one-hot", step_other_action),
+        ("sampled from the old memory's heads", step_old_heads),
+        ("temperature applied to the mean", step_temperature_on_mean),
+        ("log_pi / tau not renormalised", step_log_pi_tempered_not_renormalised),
+        ("sigma * tau instead of sigma * sqrt(tau)", step_sigma_times_tau),
+        ("temperature only on the weights", step_tau_only_on_weights),
+        ("temperature only on the widths", step_tau_only_on_widths),
+        ("temperature ignored", step_temperature_ignored),
+        ("the mixture mean, no sampling", step_mixture_mean),
+        ("returns the current z", step_returns_current_z),
+        ("global random state instead of the generator", step_global_random_state),
+        ("tempering after the softmax", step_raw_logits_as_probs),
     ],
 }

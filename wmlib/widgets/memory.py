@@ -15,13 +15,17 @@ class ImaginationStrip:
     """Pick a real episode and a start step; M imagines the next frames, V draws them.
 
     Top row: the real frames t+1 .. t+N. Bottom row: M's imagination from the real frame t, fed
-    the same (real) actions but only its own samples, at the temperature on the slider.
+    the same (real) actions but only its own samples, at the temperature on the slider. The rows
+    wrap every `columns` tiles (the first tile is the real frame t), each 64 x 64 frame drawn
+    `scale` times larger, so that a long dream stays readable instead of shrinking to fit the cell.
     A red frame marks a step where M's done head says "the episode ends here" (p > 0.5); a
     grey tile, a step after the real episode ended. Resample draws another dream.
 
     vae:      V (wmlib.vae.ConvVAE) to encode the real frames and decode the imagined latents
     mdnrnn:   M (wmlib.mdnrnn.MDNRNN)
     episodes: real episodes as `wmlib.rollouts.load_episode` returns them (frames, actions, ...)
+    scale:    each pixel drawn as scale x scale pixels (2: 128 px frames)
+    columns:  tiles per row before wrapping (6 at scale 2 is about 790 px wide)
     Driven from Python: `set(episode=, start=, horizon=, temperature=)`, `resample()`, then read
     `image` (uint8 (H, W, 3), the strip), `imagined_z` (N, Z), `done_prob` (N,) or None.
 
@@ -29,7 +33,7 @@ class ImaginationStrip:
     """
 
     def __init__(self, vae, mdnrnn, episodes, *, horizon: int = 10, temperature: float = 1.0,
-                 scale: int = 2, seed: int = 0):
+                 scale: int = 2, columns: int = 6, seed: int = 0):
         import ipywidgets as W
 
         if not episodes:
@@ -39,7 +43,9 @@ class ImaginationStrip:
                 raise ValueError(f"episode {i} needs 'frames' (T+1, 64, 64, 3) and 'actions' (T, ...), "
                                  f"got keys {sorted(ep)}")
         self.vae, self.mdnrnn, self.episodes = vae.eval(), mdnrnn.eval(), list(episodes)
-        self.scale = int(scale)
+        if scale < 1 or columns < 1:
+            raise ValueError(f"scale and columns must be at least 1, got {scale} and {columns}")
+        self.scale, self.columns = int(scale), int(columns)
         self._seed = seed
         self._draws = 0
         self._cache: dict[int, tuple] = {}
@@ -137,6 +143,22 @@ class ImaginationStrip:
             self._cache = {i: (ep["frames"], mu, actions, memory_states(self.mdnrnn, mu, actions))}
         return self._cache[i]
 
+    def _wrap(self, real: list, imagined: list, marks: list) -> np.ndarray:
+        """Pairs of rows (real above imagined), `columns` tiles each, 2 px apart, 8 px between pairs.
+
+        The last pair is padded with white tiles so that every row has the same width.
+        """
+        blank = np.full_like(real[0], 255)
+        pairs = []
+        for i in range(0, len(real), self.columns):
+            cut = slice(i, i + self.columns)
+            pad = self.columns - len(real[cut]) if len(real) > self.columns else 0
+            top = _tile_row(real[cut] + [blank] * pad, [None] * (len(real[cut]) + pad))
+            bottom = _tile_row(imagined[cut] + [blank] * pad, marks[cut] + [None] * pad)
+            pairs.append(np.concatenate([top, np.full((2, top.shape[1], 3), 255, np.uint8), bottom]))
+        gap = np.full((8, pairs[0].shape[1], 3), 255, np.uint8)
+        return np.concatenate([part for pair in pairs for part in (pair, gap)][:-1])
+
     def _update(self) -> None:
         from wmlib.mdnrnn import LSTMState, imagine
         from wmlib.vae import decode_latents
@@ -156,10 +178,9 @@ class ImaginationStrip:
         imagined = decode_latents(self.vae, self.imagined_z)
         real = np.full((n, *frames.shape[1:]), 200, np.uint8)
         real[:steps] = frames[t + 1 : t + 1 + steps]
-        top = _tile_row([frames[t]] + list(real), marks=[None] + [None] * n)
         ends = [p > 0.5 for p in self.done_prob] if self.done_prob is not None else [False] * n
-        bottom = _tile_row([frames[t]] + list(imagined), marks=[None] + ["end" if e else None for e in ends])
-        strip = np.concatenate([top, np.full((2, top.shape[1], 3), 255, np.uint8), bottom])
+        strip = self._wrap([frames[t]] + list(real), [frames[t]] + list(imagined),
+                           [None] + ["end" if e else None for e in ends])
         self.image = upscale(strip, self.scale) if self.scale > 1 else strip
         self.image_widget.value = frame_to_png(strip, self.scale)
         done = "" if self.done_prob is None else (
