@@ -52,10 +52,10 @@ def test_every_real_step_is_counted(run):
 @pytest.mark.slow
 def test_the_final_agent_loads_and_plays(run):
     work, result = run
-    c = load_checkpoint(LinearController, ControllerConfig, work / "controller")
+    c = load_checkpoint(LinearController, ControllerConfig, work / "controller").model
     np.testing.assert_array_equal(c.get_flat_params(), result.controller.get_flat_params())
-    m = load_checkpoint(MDNRNN, MDNRNNConfig, work / "mdnrnn")
-    vae = load_checkpoint(ConvVAE, VAEConfig, work / "vae")
+    m = load_checkpoint(MDNRNN, MDNRNNConfig, work / "mdnrnn").model
+    vae = load_checkpoint(ConvVAE, VAEConfig, work / "vae").model
     env = make_env("cartpole-pixels", max_episode_steps=30)
     ep = play_episode(env, WorldModelAgent(vae, m, c, env.action_space), seed=1_000_000)
     assert ep.steps == 30 or ep.steps < 30 and ep.ret == ep.steps
@@ -111,13 +111,13 @@ def test_dream_command_trains_and_evaluates(tmp_path, capsys, extra):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["generations"] == 2 and out["dream_steps"] > 0 and out["real_steps_for_starts"] > 0
     assert out["evaluation"]["episodes"] == 2
-    c = load_checkpoint(LinearController, ControllerConfig, tmp_path / "c")
+    c, meta = load_checkpoint(LinearController, ControllerConfig, tmp_path / "c")
     assert c.num_params == 13
-    assert "--done-threshold sample" in c.checkpoint_metadata["command"]
+    assert "--done-threshold sample" in meta["command"]
     precision = "bfloat16" if extra else "float32"
-    assert f"--precision {precision}" in c.checkpoint_metadata["command"]
-    assert c.checkpoint_metadata["dream"]["precision"] == precision
-    assert f"--dream-workers {2 if extra else 1} --workers 1" in c.checkpoint_metadata["command"]  # the exact run
+    assert f"--precision {precision}" in meta["command"]
+    assert meta["dream"]["precision"] == precision
+    assert f"--dream-workers {2 if extra else 1} --workers 1" in meta["command"]  # the exact run
 
 
 def test_a_dream_without_reward_or_end_is_refused():
