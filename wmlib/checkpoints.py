@@ -1,23 +1,21 @@
 """Checkpoints: weights as safetensors, the config and metadata as JSON beside them. No pickle.
 
-    save_checkpoint(model, config, "runs/v")                        # runs/v.safetensors, then runs/v.json
-    vae, meta = load_checkpoint(ConvVAE, VAEConfig, "runs/v")         # the model and its metadata
-    vae, meta = load_named(ConvVAE, VAEConfig, "cartpole", "vae")     # a shipped name, or a path stem
+    save_checkpoint(model, config, "runs/v")                      # runs/v.safetensors, then runs/v.json
+    vae, meta = load_checkpoint(ConvVAE, VAEConfig, "runs/v")       # the model and its metadata
+    vae, meta = load_named(ConvVAE, VAEConfig, "cartpole", "vae")   # a shipped name, or a path stem
 
-The JSON is the commit point. It is written last, atomically (a temporary file renamed over the
-old one), and records the sha256 of every tensor file it covers under "files", so weights that
-changed after their JSON was written (a run killed between the two writes) are refused on load.
-Shipped files made before the hashes were recorded load as they are.
+The JSON is the commit point: written last, atomically (a temporary file renamed over the old one),
+it records the sha256 of the tensors it covers, so weights changed after it (a run killed between
+the two writes) are refused on load. Shipped files older than the hashes load as they are.
 
-Training writes a *work unit* after every epoch (`save_training`): the weights and the optimizer's
-state, each in a file named after its own hash (STEM.weights-<sha>.safetensors,
-STEM.optimizer-<sha>.safetensors), then STEM.json naming both. No file is ever rewritten in
-place, so a kill at any moment leaves the last committed unit whole; files that the new JSON no
-longer names are deleted once it is written. `resume_training` continues a unit only when it is
-this run's own work (same config, seed, settings and data, and no more epochs than asked for).
+Training commits a *work unit* every epoch (`save_training`): the weights and the optimizer's state,
+each in a file named after its hash (STEM.weights-<sha>.safetensors, STEM.optimizer-<sha>...), then
+STEM.json naming both. No file is rewritten in place, so a kill at any moment leaves the last unit
+whole; the files a new JSON no longer names are deleted after it. `resume_training` continues a unit
+only when it is this run's own work (same config, seed, settings and data; at most the epochs asked).
 
-Every error is a `CheckpointError` naming the file; for a shipped name it adds the command that
-rebuilds it, taken from the code's table (`wmlib.tasks`), never from the file.
+Errors are `CheckpointError`s naming the file; for a shipped name they add the command that rebuilds
+it, from the code's table (`wmlib.tasks`), never from the file.
 
 Introduced in: course/02_compression.ipynb
 """
@@ -45,6 +43,7 @@ from safetensors.torch import save as safetensors_bytes
 from wmlib.tasks import ShippedCheckpoint, shipped_checkpoint
 
 M = TypeVar("M", bound=torch.nn.Module)
+_ELSEWHERE = "delete it, or choose another checkpoint path (--work on the command line)"
 
 
 class CheckpointError(RuntimeError):
@@ -127,6 +126,13 @@ def _sibling(stem: Path, suffix: str) -> Path:
     return stem.with_name(stem.name + suffix)  # not with_suffix: a stem may hold dots ("v1.5")
 
 
+def _open(stem: str | os.PathLike) -> tuple[Path, Path, dict]:
+    """(the stem, STEM.json, its contents, checked to be a JSON object)."""
+    stem = _stem(stem)
+    json_path = _sibling(stem, ".json")
+    return stem, json_path, _read_json(json_path)
+
+
 def _read_json(json_path: Path) -> dict:
     if not json_path.is_file():
         raise CheckpointError(f"checkpoint {json_path} does not exist")
@@ -170,38 +176,29 @@ def _tensor_files(data: dict, stem: Path, json_path: Path) -> dict[str, Path]:
 
 def _load_tensors(path: Path, expected: dict[str, torch.Tensor] | None = None, *, what: str = "checkpoint weights",
                   fit: str = "the model") -> dict[str, torch.Tensor]:
-    """Read a safetensors file; refuse unreadable files, non-finite values and (with `expected`) other shapes.
+    """Read a safetensors file, refusing damage, non-finite values and (with `expected`) other names or shapes,
+    which are compared in the file's header before any tensor is read.
 
     what: how errors name the file ("checkpoint weights", "optimizer state")    fit: what `expected` describes
     """
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path} do not exist")
-    if expected is not None:
-        _check_shapes(path, {k: tuple(v.shape) for k, v in expected.items()}, what, fit)
     try:
+        with safe_open(str(path), "pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+        if expected is not None:
+            want = {k: tuple(v.shape) for k, v in expected.items()}
+            problems = [f"{k} is {found.get(k, 'missing')} in the file, {want.get(k, 'nothing')} expected"
+                        for k in sorted(set(want) | set(found)) if found.get(k) != want.get(k)]
+            if problems:
+                raise CheckpointError(f"{what} {path} do not fit {fit}: {'; '.join(problems[:3])}")
         tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error type (or OSError) for a damaged file
-        raise CheckpointError(f"{what} {path} are corrupt or not safetensors ({exc})") from exc
+    except CheckpointError:
+        raise
+    except Exception as exc:  # missing, or damaged: safetensors raises its own error type
+        raise CheckpointError(f"{what} {path} are missing, corrupt or not safetensors ({exc})") from exc
     for name, value in tensors.items():
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{what} {path} hold non-finite values (NaN or inf) in {name!r}")
     return tensors
-
-
-def _check_shapes(path: Path, expected: dict[str, tuple[int, ...]], what: str, fit: str) -> None:
-    """Compare the shapes in a safetensors header with `expected` before any tensor is read."""
-    try:
-        with safe_open(str(path), "pt") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as exc:
-        raise CheckpointError(f"{what} {path} are corrupt or not safetensors ({exc})") from exc
-    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
-    wrong = [f"{k} is {found[k]} in the file, {expected[k]} expected" for k in expected
-             if k in found and found[k] != expected[k]]
-    problems = ([f"missing {missing[:3]}"] if missing else []) + ([f"unexpected {extra[:3]}"] if extra else []) \
-        + wrong[:3]
-    if problems:
-        raise CheckpointError(f"{what} {path} do not fit {fit}: {'; '.join(problems)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,27 +210,14 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
     """(does `value` fit the type `hint`, the value as the dataclass holds it: lists become tuples)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        for option in args:
-            ok, out = _coerce(value, option)
-            if ok:
-                return True, out
-        return False, value
-    if hint is type(None):
-        return value is None, value
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return ok, float(value) if ok else value
-    if hint is str:
-        return isinstance(value, str), value
+        return next(((True, out) for ok, out in (_coerce(value, h) for h in args) if ok), (False, value))
     if origin is tuple and isinstance(value, (list, tuple)):
-        item = args[0] if args else Any
-        pairs = [_coerce(v, item) if item is not Any else (True, v) for v in value]
+        pairs = [_coerce(v, args[0]) if args else (True, v) for v in value]
         return all(ok for ok, _ in pairs), tuple(v for _, v in pairs)
-    return hint is Any, value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = {bool: isinstance(value, bool), int: number and isinstance(value, int), str: isinstance(value, str),
+          float: number and math.isfinite(value), type(None): value is None}.get(hint, hint is Any)
+    return ok, float(value) if ok and hint is float else value
 
 
 def _build_config(config_class: type, data: dict, json_path: Path):
@@ -255,6 +239,10 @@ def _build_config(config_class: type, data: dict, json_path: Path):
         return config_class(**values)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{json_path}: {config_class.__name__} refuses its config ({exc})") from exc
+
+
+def _describe(model: torch.nn.Module, config: Any) -> dict:
+    return {"kind": type(model).__name__, "config_class": type(config).__name__, "config": dataclasses.asdict(config)}
 
 
 def _metadata(data: dict, json_path: Path) -> dict:
@@ -281,14 +269,8 @@ class Checkpoint(NamedTuple):
     metadata: dict
 
 
-def save_checkpoint(
-    model: torch.nn.Module,
-    config: Any,
-    stem: str | os.PathLike,
-    *,
-    metadata: dict | None = None,
-    half: bool = False,
-) -> tuple[Path, Path]:
+def save_checkpoint(model: torch.nn.Module, config: Any, stem: str | os.PathLike, *, metadata: dict | None = None,
+                    half: bool = False) -> tuple[Path, Path]:
     """Save `model`'s weights to STEM.safetensors, then {kind, config, metadata, weights_sha256} to STEM.json.
 
     config:   the frozen dataclass the model was built from
@@ -300,13 +282,7 @@ def save_checkpoint(
     weights_path, json_path = _sibling(stem, ".safetensors"), _sibling(stem, ".json")
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     digest = save_tensors(weights_path, state)
-    save_json(json_path, {
-        "kind": type(model).__name__,
-        "config_class": type(config).__name__,
-        "config": dataclasses.asdict(config),
-        "metadata": metadata or {},
-        "weights_sha256": digest,
-    })
+    save_json(json_path, {**_describe(model, config), "metadata": metadata or {}, "weights_sha256": digest})
     return weights_path, json_path
 
 
@@ -318,9 +294,7 @@ def load_checkpoint(model_class: type[M], config_class: type, stem: str | os.Pat
     sha256 (when recorded) and their shapes against the model the config describes. Then the
     values must be finite. Any failure is a CheckpointError naming the file.
     """
-    stem = _stem(stem)
-    json_path = _sibling(stem, ".json")
-    data = _read_json(json_path)
+    stem, json_path, data = _open(stem)
     _check_kind(data, model_class, json_path)
     config = _build_config(config_class, data, json_path)
     metadata = _metadata(data, json_path)
@@ -438,9 +412,7 @@ def _remove_stale(stem: Path, keep: set[str]) -> None:
 
 def read_unit(stem: str | os.PathLike) -> Unit:
     """The work unit committed at STEM, its tensor files verified against their sha256."""
-    stem = _stem(stem)
-    json_path = _sibling(stem, ".json")
-    data = _read_json(json_path)
+    stem, json_path, data = _open(stem)
     return Unit(data, _tensor_files(data, stem, json_path))
 
 
@@ -453,8 +425,7 @@ def save_training(stem: str | os.PathLike, model: torch.nn.Module, optimizer: to
     """
     optimizer_state = {f"{i}.{key}": torch.as_tensor(value)
                        for i, state in optimizer.state_dict()["state"].items() for key, value in state.items()}
-    manifest = {"kind": type(model).__name__, "config_class": type(config).__name__,
-                "config": dataclasses.asdict(config), "metadata": metadata, "run": run}
+    manifest = {**_describe(model, config), "metadata": metadata, "run": run}
     return write_unit(stem, {"weights": model.state_dict(), "optimizer": optimizer_state}, manifest)
 
 
@@ -462,23 +433,19 @@ def resume_training(stem: str | os.PathLike, model: torch.nn.Module, optimizer: 
                     *, run: dict, target: int, continue_on_new_data: bool = False) -> list[dict]:
     """Load the work unit at STEM into `model` and `optimizer` if it is this run's own; return its history.
 
-    No JSON at STEM: returns [] (a fresh start). A unit is continued when its config equals `config`,
-    its `run` equals `run` (seed, data fingerprint, settings) and it holds at most `target` epochs
-    (a 5-epoch run resumed to 8 continues; asked for 3 it is refused). With continue_on_new_data the
-    data fingerprint may differ, and a finished checkpoint (no optimizer state) is accepted as a warm
-    start: its weights and history, a fresh optimizer. Anything else raises a CheckpointError saying
-    what differs; nothing is deleted, so no run's work is lost silently.
+    No JSON at STEM: [] (a fresh start). A unit continues when its config equals `config`, its `run`
+    equals `run` and it holds at most `target` epochs (5 epochs resumed to 8 continue; asked for 3, refused).
+    continue_on_new_data: the data fingerprint may differ, and a finished checkpoint (no optimizer state)
+    is a warm start (its weights and history, a fresh optimizer). Anything else raises a CheckpointError
+    saying what differs; nothing is deleted, so no run's work is lost without a word.
     """
-    stem = _stem(stem)
-    json_path = _sibling(stem, ".json")
-    if not json_path.is_file():
+    if not _sibling(_stem(stem), ".json").is_file():
         return []
-    data = _read_json(json_path)
+    stem, json_path, data = _open(stem)
     _check_kind(data, type(model), json_path)
     saved_config = _build_config(type(config), data, json_path)
     if saved_config != config:
-        raise CheckpointError(f"{json_path} was trained with {saved_config}, not {config}; "
-                              "delete it or choose another checkpoint path")
+        raise CheckpointError(f"{json_path} was trained with {saved_config}, not {config}; {_ELSEWHERE}")
     history = _metadata(data, json_path).get("history", [])
     if not isinstance(history, list):
         raise CheckpointError(f"{json_path}: metadata 'history' must be a list (one entry per epoch)")
@@ -487,10 +454,10 @@ def resume_training(stem: str | os.PathLike, model: torch.nn.Module, optimizer: 
         _check_same_run(data.get("run"), run, json_path, continue_on_new_data)
     elif not continue_on_new_data:
         raise CheckpointError(f"{json_path} is a finished checkpoint or one from an older wmlib (no optimizer "
-                              "state): training does not resume from it; delete it or choose another checkpoint path")
+                              "state): training does not resume from it; " + _ELSEWHERE)
     if len(history) > target:
         raise CheckpointError(f"{json_path} holds {len(history)} finished epochs, more than the {target} asked "
-                              f"for; ask for at least {len(history)} to continue it, or choose another checkpoint path")
+                              f"for: ask for at least {len(history)} to continue it, or " + _ELSEWHERE)
     model.load_state_dict(_load_tensors(files["weights"], model.state_dict(), fit=f"{type(model).__name__}({config})"))
     if "optimizer" in files:
         _load_optimizer(files["optimizer"], optimizer)
@@ -504,12 +471,12 @@ def _check_same_run(saved: Any, run: dict, json_path: Path, continue_on_new_data
     differ = [k for k in keys if saved.get(k) != run.get(k)]
     if differ == ["data_fingerprint"]:
         raise CheckpointError(f"{json_path} holds a run on other data (fingerprint {saved.get('data_fingerprint')}, "
-                              f"these data {run.get('data_fingerprint')}); delete it or choose another checkpoint path")
+                              f"these data {run.get('data_fingerprint')}); " + _ELSEWHERE)
     if differ:
         was = ", ".join(f"{k} {saved.get(k)!r}" for k in differ)
         now = ", ".join(f"{k} {run.get(k)!r}" for k in differ)
         raise CheckpointError(f"{json_path} holds another run ({was}; this run: {now}): a run resumes only its own "
-                              "work; delete it or choose another checkpoint path")
+                              "work; " + _ELSEWHERE)
 
 
 def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
