@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from wmlib.agent import ControllerRollout, WorldModelAgent, controller_rollout_for, play_episode
-from wmlib.checkpoints import save_checkpoint
+from wmlib.checkpoints import read_metadata, save_checkpoint
 from wmlib.cmaes import ProcessPoolEvaluator, Rollout, SerialEvaluator
 from wmlib.config import MDNRNNConfig, VAEConfig
 from wmlib.controller import LinearController, controller_config_for
@@ -264,7 +264,7 @@ def test_cli_trains_saves_resumes_and_evaluates(checkpoints, tmp_path, capsys):
     assert summary["generations"] == 2 and summary["parameters"] == Z + H + 1
     assert summary["training_env_steps"] >= 4 * 2 and summary["evaluation"]["episodes"] == 2
     c = load_controller(str(out))
-    assert c.config.h_dim == H and "train-controller" in c.checkpoint_metadata["command"]
+    assert c.config.h_dim == H and "train-controller" in read_metadata(str(out), "controller")["command"]
     assert train(3) == 0  # the same work checkpoint: continues from generation 2
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["generations"] == 3
@@ -283,7 +283,8 @@ def test_shipped_controller_fits_the_shipped_v_and_m_and_records_its_command(nam
     from wmlib.agent import load_controller
     from wmlib.checkpoints import assets_dir
 
-    meta = load_controller(name).checkpoint_metadata
+    load_controller(name)
+    meta = read_metadata(name, "controller")
     assert meta["command"].startswith("python -m wmlib train-controller --env cartpole-pixels --vae cartpole")
     assert f"--out assets/{name}_controller" in meta["command"] and "--seed" in meta["command"]
     readme = (assets_dir() / "README.md").read_text()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
-from wmlib.checkpoints import CheckpointError, save_checkpoint
+from wmlib.checkpoints import CheckpointError, read_unit, save_checkpoint
 from wmlib.config import MDNRNNConfig
 from wmlib.mdnrnn import (
     MDNRNN,
@@ -331,7 +331,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     whole = train_mdnrnn(episodes, POLE, epochs=3, seed=5, progress=False).model
     stem = tmp_path / "m"
     train_mdnrnn(episodes, POLE, epochs=2, seed=5, checkpoint=stem, progress=False)
-    assert (tmp_path / "m.safetensors").is_file() and (tmp_path / "m.optim.safetensors").is_file()
+    assert set(read_unit(stem).files) == {"weights", "optimizer"}  # one unit: weights, Adam's state, JSON
     resumed = train_mdnrnn(episodes, POLE, epochs=3, seed=5, checkpoint=stem, progress=False)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     for (name, a), b in zip(whole.state_dict().items(), resumed.model.state_dict().values(), strict=True):
@@ -468,11 +468,12 @@ def test_shipped_cartpole_m_predicts_the_pole_falling():
 
 @pytest.mark.parametrize("name", ["cartpole", "carracing"])
 def test_shipped_m_records_its_command_and_fits_its_v(name):
-    from wmlib.mdnrnn import SHIPPED_MDNRNNS, mdnrnn_metadata
+    from wmlib.mdnrnn import mdnrnn_metadata
+    from wmlib.tasks import shipped_checkpoint
     from wmlib.vae import load_vae
 
     meta = mdnrnn_metadata(name)
-    assert SHIPPED_MDNRNNS[name].split(" && ")[1] == meta["command"]
+    assert meta["command"] in shipped_checkpoint(f"{name}_mdnrnn").command
     assert meta["seed"] == 0 and meta["epochs_done"] == len(meta["history"]) == 100
     m, vae = load_mdnrnn(name), load_vae(name)
     assert m.config.z_dim == vae.config.z_dim

@@ -54,10 +54,10 @@ def test_every_real_step_is_counted(run):
 @pytest.mark.slow
 def test_the_final_agent_loads_and_plays(run):
     work, result = run
-    c = load_checkpoint(LinearController, ControllerConfig, work / "controller")
+    c = load_checkpoint(LinearController, ControllerConfig, work / "controller").model
     np.testing.assert_array_equal(c.get_flat_params(), result.controller.get_flat_params())
-    m = load_checkpoint(MDNRNN, MDNRNNConfig, work / "mdnrnn")
-    vae = load_checkpoint(ConvVAE, VAEConfig, work / "vae")
+    m = load_checkpoint(MDNRNN, MDNRNNConfig, work / "mdnrnn").model
+    vae = load_checkpoint(ConvVAE, VAEConfig, work / "vae").model
     for name, loaded, kept in (("M", m, result.mdnrnn), ("V", vae, result.vae)):
         for key, value in kept.state_dict().items():
             torch.testing.assert_close(loaded.state_dict()[key], value, msg=f"{name}'s {key} differs on disk")
@@ -66,7 +66,7 @@ def test_the_final_agent_loads_and_plays(run):
     assert result.report["final"]["mean"] == pytest.approx(np.mean([r.ret for r in final]))
     assert result.report["final"]["env_steps"] == sum(r.steps for r in final)
     picked = result.report["rounds"][result.report["picked_round"]]
-    round_c = load_checkpoint(LinearController, ControllerConfig, work / f"controller_round_{picked['round']:02d}")
+    round_c = load_checkpoint(LinearController, ControllerConfig, work / f"controller_round_{picked['round']:02d}").model
     np.testing.assert_array_equal(round_c.get_flat_params(), c.get_flat_params())
 
 
@@ -149,13 +149,13 @@ def test_dream_command_trains_and_evaluates(tmp_path, capsys, extra):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["generations"] == 2 and out["dream_steps"] > 0 and out["real_steps_for_starts"] > 0
     assert out["evaluation"]["episodes"] == 2
-    c = load_checkpoint(LinearController, ControllerConfig, tmp_path / "c")
+    c, meta = load_checkpoint(LinearController, ControllerConfig, tmp_path / "c")
     assert c.num_params == 13
-    assert "--done-threshold sample" in c.checkpoint_metadata["command"]
+    assert "--done-threshold sample" in meta["command"]
     precision = "bfloat16" if extra else "float32"
-    assert f"--precision {precision}" in c.checkpoint_metadata["command"]
-    assert c.checkpoint_metadata["dream"]["precision"] == precision
-    assert f"--dream-workers {2 if extra else 1} --workers 1" in c.checkpoint_metadata["command"]  # the exact run
+    assert f"--precision {precision}" in meta["command"]
+    assert meta["dream"]["precision"] == precision
+    assert f"--dream-workers {2 if extra else 1} --workers 1" in meta["command"]  # the exact run
 
 
 def test_a_dream_without_reward_or_end_is_refused():

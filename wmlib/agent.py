@@ -441,15 +441,11 @@ def search_start(rollout_fn: ControllerRollout, controller: LinearController) ->
     return unfold_standardization(params, rollout_fn.input_mean, rollout_fn.input_std, c.action_dim)
 
 
-def load_controller(name: str):
-    """A shipped C by name ("cartpole", "cartpole_zonly", ...: assets/NAME_controller) or a path stem."""
-    from wmlib.checkpoints import CheckpointError, assets_dir, load_checkpoint
+def load_controller(name: str | Path) -> LinearController:
+    """A shipped C by name ("cartpole", "cartpole_zonly", or with "_controller") or a checkpoint by path stem.
 
-    stem = Path(name) if ("/" in str(name) or str(name).endswith((".json", ".safetensors"))) \
-        else assets_dir() / f"{name}_controller"
-    if stem.suffix in {".safetensors", ".json"}:
-        stem = stem.with_suffix("")
-    if not stem.with_suffix(".json").is_file():
-        raise CheckpointError(f"controller checkpoint {stem.with_suffix('.json')} does not exist; train one "
-                              "with `python -m wmlib train-controller` (assets/README.md has the command)")
-    return load_checkpoint(LinearController, ControllerConfig, stem)
+    Its metadata (command, input statistics, history): `wmlib.checkpoints.read_metadata(name, "controller")`.
+    """
+    from wmlib.checkpoints import load_named
+
+    return load_named(LinearController, ControllerConfig, name, "controller").model

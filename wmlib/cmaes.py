@@ -33,7 +33,6 @@ Introduced in: course/04_controller.ipynb
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import threading
@@ -52,7 +51,7 @@ import torch
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from wmlib.checkpoints import CheckpointError, save_json, save_tensors
+from wmlib.checkpoints import CheckpointError, read_unit, write_unit
 from wmlib.config import CMAESConfig
 
 # ---------------------------------------------------------------------------------------------
@@ -349,19 +348,18 @@ class CMAResult:
 
 
 def _checkpoint_paths(stem) -> tuple[Path, Path]:
+    """(the stem, its JSON). The JSON is written last and names the tensor file: the checkpoint exists if it does."""
     stem = Path(stem)
-    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+    return stem, stem.with_name(stem.name + ".json")
 
 
 def save_es_checkpoint(stem, es: CMAES, result: CMAResult, config: CMAESConfig, seed: int) -> None:
-    """Write STEM.safetensors (mean, covariance, best_params) and STEM.json (the rest), atomically."""
-    tensors_path, json_path = _checkpoint_paths(stem)
-    save_tensors(tensors_path, {
+    """Commit the search state (mean, covariance, best_params) and STEM.json (the rest) as one unit."""
+    write_unit(stem, {"state": {
         "mean": torch.from_numpy(es.mean),
         "covariance": torch.from_numpy(es.covariance),
         "best_params": torch.from_numpy(np.asarray(result.best_params, dtype=np.float64)),
-    })
-    save_json(json_path, {
+    }}, {
         "kind": "CMAESCheckpoint",
         "dimension": es.dimension,
         "sigma": es.sigma,
@@ -374,17 +372,31 @@ def save_es_checkpoint(stem, es: CMAES, result: CMAResult, config: CMAESConfig, 
     })
 
 
+_ES_FIELDS = {"dimension": int, "sigma": float, "best_fitness": float, "config": dict, "seed": int,
+              "rng_state": dict, "history": list}
+
+
 def load_es_checkpoint(stem) -> tuple[dict, dict[str, np.ndarray]]:
-    """(the JSON dict, {"mean", "covariance", "best_params"} arrays); CheckpointError if unreadable."""
-    tensors_path, json_path = _checkpoint_paths(stem)
+    """(the JSON dict, {"mean", "covariance", "best_params"} arrays); CheckpointError naming the file if unreadable."""
+    json_path = _checkpoint_paths(stem)[1]
     try:
-        meta = json.loads(json_path.read_text())
-        arrays = {k: v.numpy() for k, v in load_file(str(tensors_path)).items()}
-    except Exception as exc:  # missing file, bad JSON, or not safetensors (its own error type)
-        raise CheckpointError(f"cannot read the CMA-ES checkpoint {json_path} / {tensors_path}: {exc}"
-                              ) from exc
-    if meta.get("kind") != "CMAESCheckpoint" or not {"mean", "covariance", "best_params"} <= set(arrays):
-        raise CheckpointError(f"{json_path} is not a CMA-ES checkpoint written by wmlib.cmaes")
+        unit = read_unit(stem)
+        meta = unit.manifest
+        if meta.get("kind") != "CMAESCheckpoint" or "state" not in unit.files:
+            raise CheckpointError(f"{json_path} is not a CMA-ES checkpoint written by this version of wmlib.cmaes")
+        for key, kind in _ES_FIELDS.items():
+            value = meta.get(key)
+            if not isinstance(value, (int, float) if kind is float else kind) or isinstance(value, bool):
+                raise CheckpointError(f"{json_path}: field {key!r} is {value!r:.40}, expected {kind.__name__}")
+        arrays = {k: v.numpy() for k, v in load_file(str(unit.files["state"])).items()}
+    except Exception as exc:  # missing file, bad JSON, incomplete unit, or not safetensors (its own error type)
+        raise CheckpointError(f"cannot read the CMA-ES checkpoint {json_path}: {exc}") from exc
+    n = meta["dimension"]
+    shapes = {"mean": (n,), "covariance": (n, n), "best_params": (n,)}
+    if any(k not in arrays or arrays[k].shape != shape or not np.isfinite(arrays[k]).all()
+           for k, shape in shapes.items()):
+        raise CheckpointError(f"cannot read the CMA-ES checkpoint {json_path}: its state tensors are not finite "
+                              f"arrays of shapes {shapes}")
     return meta, arrays
 
 

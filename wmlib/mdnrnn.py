@@ -39,15 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from wmlib.checkpoints import (
-    CheckpointError,
-    check_resumable,
-    data_fingerprint,
-    load_checkpoint,
-    read_metadata,
-    save_checkpoint,
-    save_tensors,
-)
+from wmlib.checkpoints import data_fingerprint, load_named, read_metadata, resume_training, save_training
 from wmlib.config import MDNRNNConfig, default_device
 from wmlib.tasks import world_spec
 
@@ -481,28 +473,6 @@ def evaluate_mdnrnn(model: MDNRNN, episodes: Sequence[dict[str, np.ndarray]], *,
     return result
 
 
-def _optim_path(stem: Path) -> Path:
-    return stem.with_name(stem.name + ".optim.safetensors")
-
-
-def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
-    flat = {f"{i}.{key}": torch.as_tensor(value) for i, state in optimizer.state_dict()["state"].items()
-            for key, value in state.items()}
-    save_tensors(path, flat)
-
-
-def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        return
-    state: dict[int, dict] = {}
-    for name, value in load_file(str(path)).items():
-        i, key = name.split(".", 1)
-        state.setdefault(int(i), {})[key] = value
-    optimizer.load_state_dict({**optimizer.state_dict(), "state": state})
-
-
 class MDNTrainResult(NamedTuple):
     """What `train_mdnrnn` returns: the model (eval mode) and one history dict per epoch.
 
@@ -533,13 +503,14 @@ def train_mdnrnn(
     """Train M by teacher forcing on encoded episodes; z is resampled from (mu, logvar) every batch.
 
     episodes:   a directory or files of encoded episodes, or episodes from `load_latent_episodes`
-    checkpoint: a path stem; after every epoch the model (STEM.safetensors + STEM.json) and
-                Adam's state (STEM.optim.safetensors) are written atomically, and a run that finds
-                a checkpoint there resumes after its last finished epoch (`epochs` is the total).
-                Data order and noise depend only on (seed, epoch), so a resumed run matches an
-                uninterrupted one. A checkpoint trained on other episodes is refused (a re-run after
-                re-collecting must not silently resume a stale model), unless continue_on_new_data=True:
-                the iterative pipeline continues M on old + new episodes every round on purpose.
+    checkpoint: a path stem; after every epoch the weights, Adam's state and the metadata are committed
+                as one unit (wmlib.checkpoints.save_training), and a run that finds its own unit there
+                (same config, seed and episodes, at most `epochs` epochs) resumes after its last finished
+                epoch (`epochs` is the total). Data order and noise depend only on (seed, epoch), so a
+                resumed run matches an uninterrupted one. Any other unit there is refused (a re-run after
+                re-collecting must not silently resume a stale model), except that continue_on_new_data=True
+                allows other episodes, and a finished checkpoint as a warm start: the iterative pipeline
+                continues M on old + new episodes every round on purpose.
     nll_fn, pairs_fn: the chapter passes the learner's `mdn_nll` and `teacher_forcing_pairs`
     """
     config = config if config is not None else MDNRNNConfig()
@@ -555,19 +526,13 @@ def train_mdnrnn(
     torch.manual_seed(seed)
     model = MDNRNN(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    history: list[dict] = []
     stem = Path(checkpoint) if checkpoint is not None else None
     fingerprint = data_fingerprint(a for ep in episodes for a in (ep["mu"], ep["actions"]))
-    if stem is not None and stem.with_suffix(".json").is_file():
-        previous = load_checkpoint(MDNRNN, MDNRNNConfig, stem, device=device)
-        if previous.config != config:
-            raise CheckpointError(f"{stem}.json was trained with {previous.config}, not {config}; "
-                                  "delete it or choose another checkpoint path")
-        if not continue_on_new_data:
-            check_resumable(previous.checkpoint_metadata, fingerprint, stem)
-        model.load_state_dict(previous.state_dict())
-        _load_optimizer(_optim_path(stem), optimizer)
-        history = list(previous.checkpoint_metadata.get("history", []))
+    run = {"seed": seed, "data_fingerprint": fingerprint}
+    history: list[dict] = []
+    if stem is not None:
+        history = resume_training(stem, model, optimizer, config, run=run, target=epochs,
+                                  continue_on_new_data=continue_on_new_data)
     start = time.perf_counter()
     for epoch in range(len(history), epochs):
         model.train()
@@ -609,8 +574,7 @@ def train_mdnrnn(
         if stem is not None:
             meta = dict(metadata or {}, history=history, seed=seed, epochs_done=epoch + 1,
                         data_fingerprint=fingerprint)
-            save_checkpoint(model, config, stem, metadata=meta)
-            _save_optimizer(_optim_path(stem), optimizer)
+            save_training(stem, model, optimizer, config, run=run, metadata=meta)
     model.eval()
     return MDNTrainResult(model, history, time.perf_counter() - start)
 
@@ -756,44 +720,15 @@ def imagination_error(model: MDNRNN, episodes: Sequence[dict[str, np.ndarray]], 
 # The shipped checkpoints
 # ---------------------------------------------------------------------------------------------
 
-SHIPPED_MDNRNNS: dict[str, str] = {
-    "cartpole": ("python -m wmlib encode --vae cartpole --rollouts data/cartpole_vae --out data/cartpole_latents"
-                 " && python -m wmlib train-mdnrnn --env cartpole-pixels --latents data/cartpole_latents"
-                 " --out assets/cartpole_mdnrnn --epochs 100 --seed 0 --val-episodes 20"),
-    "carracing": ("python -m wmlib encode --vae carracing --rollouts data/carracing_vae"
-                  " --out data/carracing_latents && python -m wmlib train-mdnrnn --env carracing"
-                  " --latents data/carracing_latents --out assets/carracing_mdnrnn --epochs 100 --seed 0"
-                  " --val-episodes 6 --batch-size 16 --lr 0.003"),
-}
-"""The command that rebuilds each shipped M (the exact one is in its JSON and assets/README.md)."""
+def load_mdnrnn(name: str | os.PathLike, device: torch.device | str = "cpu") -> MDNRNN:
+    """Load a shipped M by name ("cartpole", "carracing" or "cartpole_mdnrnn") or a checkpoint by path stem.
 
-
-def load_mdnrnn(name: str, device: torch.device | str = "cpu") -> MDNRNN:
-    """Load a shipped M by name ("cartpole" or "carracing") or a checkpoint by path stem.
-
-    A missing, corrupt or mismatched file gives a CheckpointError naming the file and the
-    command that rebuilds it. No pickle is ever loaded.
+    A missing, corrupt, incomplete or mismatched file gives a CheckpointError naming the file (and, for a
+    shipped name, the command that rebuilds it). No pickle is ever loaded. The metadata: `mdnrnn_metadata`.
     """
-    from wmlib.checkpoints import assets_dir
-
-    command = SHIPPED_MDNRNNS.get(name)
-    stem = assets_dir() / f"{name}_mdnrnn" if command else Path(name)
-    if stem.suffix in {".safetensors", ".json"}:
-        stem = stem.with_suffix("")
-    if not stem.with_suffix(".json").is_file():
-        rebuild = f"; rebuild it with: {command}" if command else \
-            f" (shipped names are {', '.join(repr(k) for k in SHIPPED_MDNRNNS)})"
-        raise CheckpointError(f"MDN-RNN checkpoint {stem.with_suffix('.json')} does not exist{rebuild}")
-    try:
-        return load_checkpoint(MDNRNN, MDNRNNConfig, stem, device=device)
-    except CheckpointError as exc:
-        if command and "rebuild it with" not in str(exc):
-            raise CheckpointError(f"{exc}; rebuild it with: {command}") from exc
-        raise
+    return load_named(MDNRNN, MDNRNNConfig, name, "mdnrnn", device).model
 
 
-def mdnrnn_metadata(name: str) -> dict:
-    """The metadata stored beside a shipped M (command, seed, history, ...)."""
-    from wmlib.checkpoints import assets_dir
-
-    return read_metadata(assets_dir() / f"{name}_mdnrnn").get("metadata", {})
+def mdnrnn_metadata(name: str | os.PathLike) -> dict:
+    """The metadata stored beside an M (shipped name or path stem): command, seed, history, ..."""
+    return read_metadata(name, "mdnrnn")

@@ -37,16 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from wmlib.checkpoints import (
-    CheckpointError,
-    assets_dir,
-    check_resumable,
-    data_fingerprint,
-    load_checkpoint,
-    read_metadata,
-    save_checkpoint,
-    save_tensors,
-)
+from wmlib.checkpoints import data_fingerprint, load_named, read_metadata, resume_training, save_training
 from wmlib.config import VAEConfig, default_device
 from wmlib.rollouts import FrameDataset, frames_to_tensor, rollout_files
 
@@ -311,34 +302,6 @@ class VAETrainResult:
     wall_time_s: float
 
 
-def _optim_path(stem: Path) -> Path:
-    return stem.with_name(stem.name + ".optim.safetensors")
-
-
-def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
-    tensors = {}
-    for i, st in optimizer.state_dict()["state"].items():
-        for key, value in st.items():
-            tensors[f"{i}.{key}"] = torch.as_tensor(value)
-    save_tensors(path, tensors)
-
-
-def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> bool:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        return False
-    flat = load_file(str(path))
-    state: dict[int, dict] = {}
-    for name, value in flat.items():
-        i, key = name.split(".", 1)
-        state.setdefault(int(i), {})[key] = value
-    sd = optimizer.state_dict()
-    sd["state"] = state
-    optimizer.load_state_dict(sd)
-    return True
-
-
 def train_vae(
     rollouts: str | os.PathLike | Sequence[str | os.PathLike],
     config: VAEConfig | None = None,
@@ -358,12 +321,14 @@ def train_vae(
     """Train V on the frames of rollout files, streaming them (memory stays flat).
 
     rollouts:   a directory of episode .npz files, or a list of files
-    checkpoint: a path stem; after every epoch the model (STEM.safetensors + STEM.json, float32)
-                and Adam's state (STEM.optim.safetensors) are written atomically. If the stem
-                already holds a run, training resumes after its last finished epoch, so an
-                interrupted run loses at most one epoch. `epochs` counts the total, resumed included.
-                A checkpoint trained on other rollouts is refused unless continue_on_new_data=True
-                (the iterative pipeline refreshes V on old + new episodes on purpose).
+    checkpoint: a path stem; after every epoch the weights (float32), Adam's state and the metadata are
+                committed as one unit (wmlib.checkpoints.save_training). If the stem already holds this
+                run's own unit (same config, seed, data, max_frames_per_epoch and buffer_frames, and at
+                most `epochs` epochs), training resumes after its last finished epoch, so an interrupted
+                run loses at most one epoch; `epochs` counts the total, resumed included. Any other unit
+                there is refused with a CheckpointError (never silently returned or overwritten); with
+                continue_on_new_data=True the data may differ (the iterative pipeline refreshes V on
+                old + new episodes on purpose), and a finished checkpoint there is a warm start.
     loss_fn:    (x_hat, x, mu, logvar, kl_tolerance) -> scalar; the chapter passes the learner's own
     max_frames_per_epoch: stop an epoch early after this many frames (None: all of them)
     Returns a VAETrainResult with the model (in eval mode) and the per-epoch history.
@@ -379,19 +344,14 @@ def train_vae(
     torch.manual_seed(seed)
     vae = ConvVAE(config).to(device)
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.learning_rate)
-    history: list[dict] = []
     stem = Path(checkpoint) if checkpoint is not None else None
     fingerprint = data_fingerprint(files)
-    if stem is not None and stem.with_suffix(".json").is_file():
-        previous = load_checkpoint(ConvVAE, VAEConfig, stem, device=device)
-        if previous.config != config:
-            raise CheckpointError(f"{stem}.json was trained with {previous.config}, not {config}; "
-                                  "delete it or choose another checkpoint path")
-        if not continue_on_new_data:
-            check_resumable(previous.checkpoint_metadata, fingerprint, stem)
-        vae.load_state_dict(previous.state_dict())
-        _load_optimizer(_optim_path(stem), optimizer)
-        history = list(previous.checkpoint_metadata.get("history", []))
+    run = {"seed": seed, "data_fingerprint": fingerprint, "max_frames_per_epoch": max_frames_per_epoch,
+           "buffer_frames": buffer_frames}
+    history: list[dict] = []
+    if stem is not None:
+        history = resume_training(stem, vae, optimizer, config, run=run, target=epochs,
+                                  continue_on_new_data=continue_on_new_data)
     dataset = FrameDataset(files, buffer_frames=buffer_frames, seed=seed)
     dataset.epoch = len(history)
     loader = DataLoader(dataset, batch_size=config.batch_size, num_workers=0)
@@ -432,8 +392,7 @@ def train_vae(
         if stem is not None:
             meta = dict(metadata or {}, history=history, seed=seed, epochs_done=epoch + 1,
                         data_fingerprint=fingerprint)
-            save_checkpoint(vae, config, stem, metadata=meta)
-            _save_optimizer(_optim_path(stem), optimizer)
+            save_training(stem, vae, optimizer, config, run=run, metadata=meta)
     vae.eval()
     return VAETrainResult(vae, history, frames_seen, time.perf_counter() - start)
 
@@ -442,44 +401,15 @@ def train_vae(
 # The shipped checkpoints
 # ---------------------------------------------------------------------------------------------
 
-SHIPPED_VAES: dict[str, str] = {
-    "cartpole": "python -m wmlib collect --env cartpole-pixels --episodes 600 --out data/cartpole_vae --seed 0 "
-                "&& python -m wmlib train-vae --rollouts data/cartpole_vae --out assets/cartpole_vae "
-                "--epochs 5 --seed 0 --batch-size 32 --lr 3e-4 --half --threads 1",
-    "carracing": "python -m wmlib collect --env carracing --policy smooth --episodes 60 --max-steps 400 "
-                 "--out data/carracing_vae --seed 0 && python -m wmlib train-vae --rollouts data/carracing_vae "
-                 "--out assets/carracing_vae --epochs 3 --seed 0 --batch-size 32 --lr 3e-4 --half --threads 1",
-}
-"""The command that rebuilds each shipped checkpoint (the exact one is in its JSON and assets/README.md)."""
+def load_vae(name: str | os.PathLike, device: torch.device | str = "cpu") -> ConvVAE:
+    """Load a shipped V by name ("cartpole", "carracing" or "cartpole_vae") or a checkpoint by path stem.
 
-
-def load_vae(name: str, device: torch.device | str = "cpu") -> ConvVAE:
-    """Load a shipped V by name ("cartpole" or "carracing") or a checkpoint by path stem.
-
-    A missing, corrupt or mismatched file gives a CheckpointError naming the file and the
-    command that rebuilds it. No pickle is ever loaded.
+    A missing, corrupt, incomplete or mismatched file gives a CheckpointError naming the file (and, for a
+    shipped name, the command that rebuilds it). No pickle is ever loaded. The metadata: `vae_metadata`.
     """
-    if name in SHIPPED_VAES:
-        stem = assets_dir() / f"{name}_vae"
-        command = SHIPPED_VAES[name]
-    else:
-        stem = Path(name)
-        if stem.suffix in {".safetensors", ".json"}:
-            stem = stem.with_suffix("")
-        command = None
-    json_path = stem.with_suffix(".json")
-    if not json_path.is_file():
-        known = ", ".join(repr(k) for k in SHIPPED_VAES)
-        rebuild = f"; rebuild it with: {command}" if command else f" (shipped names are {known})"
-        raise CheckpointError(f"VAE checkpoint {json_path} does not exist{rebuild}")
-    try:
-        return load_checkpoint(ConvVAE, VAEConfig, stem, device=device)
-    except CheckpointError as exc:
-        if command and "rebuild it with" not in str(exc):
-            raise CheckpointError(f"{exc}; rebuild it with: {command}") from exc
-        raise
+    return load_named(ConvVAE, VAEConfig, name, "vae", device).model
 
 
-def vae_metadata(name: str) -> dict:
-    """The metadata stored beside a shipped V (command, seed, history, ...)."""
-    return read_metadata(assets_dir() / f"{name}_vae").get("metadata", {})
+def vae_metadata(name: str | os.PathLike) -> dict:
+    """The metadata stored beside a V (shipped name or path stem): command, seed, history, ..."""
+    return read_metadata(name, "vae")
