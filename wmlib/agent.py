@@ -29,10 +29,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from wmlib.evaluators import Rollout, SerialEvaluator
 from wmlib.config import ControllerConfig
 from wmlib.controller import LinearController, fold_standardization
 from wmlib.envs import action_dim, encode_actions, make_env
+from wmlib.evaluators import Rollout, SerialEvaluator
 from wmlib.rollouts import frames_to_tensor
 
 

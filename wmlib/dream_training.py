@@ -111,7 +111,7 @@ def dream_rollouts(mdnrnn: MDNRNN, starts: StartLatents, controller: ControllerC
     zs, rewards, dones = [dream.z], [], []
     while len(rows) and dream.t < config.max_steps:
         x = obs[:, : Z + controller.h_dim]  # (b, Z+H), or z alone for a "V only" controller
-        y = torch.tanh((W * x.unsqueeze(1)).sum(-1) + b)  # (b, A_c); ~6x faster on a CPU than einsum's bmm
+        y = torch.tanh((W * x.unsqueeze(1)).sum(-1) + b)  # (b, A_c); faster on a CPU than einsum's bmm
         step = dream.step(controller_to_m_actions(y, controller, mdnrnn.config.action_dim))
         done = step.terminated | step.truncated | ended
         rewards.append(torch.zeros(B, device=device).index_put((rows,), step.reward))

@@ -306,7 +306,7 @@ def mdnrnn_loss(out: MDNOutput, target_z: torch.Tensor, mask: torch.Tensor,
         loss = NLL of z_{t+1} (mean over steps and latent dims)
                + MSE of the reward (with a reward head) + done_weight * BCE of done (with a done head)
 
-    Episode ends are rare (one step in 20 for random CartPole), so their small BCE would be
+    Episode ends are rare (random CartPole plays many steps per end), so their small BCE would be
     drowned by the NLL; done_weight > 1 lets them shape the memory. Unlike weighting only the
     positive examples (as the paper's Doom code does), it keeps the predicted probabilities
     calibrated: the best constant is still the base rate.
