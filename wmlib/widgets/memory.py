@@ -34,7 +34,7 @@ class ImaginationStrip:
 
     def __init__(self, vae, mdnrnn, episodes, *, horizon: int = 10, temperature: float = 1.0,
                  scale: int = 2, seed: int = 0):
-        import ipywidgets as W
+        import ipywidgets as W  # imported here: slow to import, and only widgets need it
 
         if not episodes:
             raise ValueError("ImaginationStrip needs at least one episode with frames and actions")
@@ -107,7 +107,7 @@ class ImaginationStrip:
         return self
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from IPython.display import display  # imported here: slow to import, and only a notebook shows it
 
         display(self.widget)
 
