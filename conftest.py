@@ -24,15 +24,58 @@ if "WMLIB_PROGRESS_FILE" not in os.environ:
 
 
 import pytest  # noqa: E402  (the environment above must be set before anything imports torch)
+import torch  # noqa: E402
+
+from wmlib.config import MDNRNNConfig, VAEConfig  # noqa: E402
+from wmlib.mdnrnn import MDNRNN  # noqa: E402
+from wmlib.vae import ConvVAE  # noqa: E402
+
+TINY_Z, TINY_H = 4, 8
+"""The tiny models' latent size Z and M's hidden size H."""
 
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny batches run fastest on one thread, whatever OMP_NUM_THREADS says (modules opt in with
     `pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def tiny_mdnrnn(action_dim: int = 2, seed: int = 1, done_bias: float = -0.5, reward: bool = False) -> MDNRNN:
+    """An untrained M (Z 4, H 8, K 3) with a done head whose end depends strongly on the memory,
+    and a reward head with reward=True."""
+    torch.manual_seed(seed)
+    m = MDNRNN(MDNRNNConfig(z_dim=TINY_Z, action_dim=action_dim, hidden_size=TINY_H, num_mixtures=3,
+                            predict_done=True, predict_reward=reward)).eval()
+    with torch.no_grad():
+        m.done_head.weight.mul_(4.0)
+        m.done_head.bias.fill_(done_bias)
+    return m
+
+
+@pytest.fixture
+def make_tiny_mdnrnn():
+    """tiny_mdnrnn itself, for variants (another done bias, action size or seed)."""
+    return tiny_mdnrnn
+
+
+@pytest.fixture
+def tiny_done_mdnrnn() -> MDNRNN:
+    """A tiny untrained M with a done head (Z 4, A 2 one-hot, H 8)."""
+    return tiny_mdnrnn()
+
+
+@pytest.fixture
+def tiny_reward_mdnrnn() -> MDNRNN:
+    """A tiny untrained M with a reward head beside its done head (Z 4, A 2, H 8)."""
+    return tiny_mdnrnn(reward=True)
+
+
+@pytest.fixture
+def tiny_vae() -> ConvVAE:
+    """An untrained V with z of size 4 (the tiny M's)."""
+    torch.manual_seed(0)
+    return ConvVAE(VAEConfig(z_dim=TINY_Z)).eval()

@@ -9,10 +9,10 @@ import torch
 
 from wmlib.agent import ControllerRollout, WorldModelAgent, controller_rollout_for, play_episode
 from wmlib.checkpoints import read_metadata, save_checkpoint
-from wmlib.cmaes import ProcessPoolEvaluator, Rollout, SerialEvaluator
 from wmlib.config import MDNRNNConfig, VAEConfig
 from wmlib.controller import LinearController, controller_config_for
 from wmlib.envs import make_env
+from wmlib.evaluators import ProcessPoolEvaluator, Rollout, SerialEvaluator
 from wmlib.mdnrnn import MDNRNN
 from wmlib.rollouts import frames_to_tensor
 from wmlib.vae import ConvVAE

@@ -1,4 +1,5 @@
-"""The dream (wmlib/dream.py) with tiny untrained V and M standing in for the trained ones."""
+"""The dream (wmlib/dream.py, wmlib/dream_training.py, wmlib/precision.py) with tiny untrained V and M
+(conftest.py) standing in for the trained ones."""
 
 import warnings
 
@@ -8,39 +9,30 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+import wmlib.precision
+from conftest import TINY_H as H
+from conftest import TINY_Z as Z
 from wmlib.cmaes import train_cmaes
-from wmlib.config import CMAESConfig, DreamConfig, MDNRNNConfig, VAEConfig
+from wmlib.config import CMAESConfig, DreamConfig, MDNRNNConfig
 from wmlib.controller import LinearController, controller_config_for
 from wmlib.dream import (
     BatchedDream,
     DreamEnv,
-    DreamEvaluator,
     StartLatents,
-    bfloat16_is_fast,
-    dream_model,
-    dream_rollouts,
     dream_step,
     make_dream,
     masked_returns,
     mdn_sample_from_noise,
     start_latents,
 )
+from wmlib.dream_training import DreamEvaluator, dream_rollouts
+from wmlib.evaluators import Evaluator
 from wmlib.mdnrnn import MDNRNN, mdn_sample
-from wmlib.vae import ConvVAE, decode_latents
+from wmlib.precision import bfloat16_is_fast, dream_model, resolve_precision
+from wmlib.vae import decode_latents
 
-Z, H = 4, 8
 # check_env only warns about these: z, a Gaussian sample, is unbounded by nature.
 ALLOWED_WARNINGS = ("minimum value is -infinity", "maximum value is infinity")
-
-
-def tiny_mdnrnn(action_dim=2, seed=1, done_bias=-0.5, reward=False):
-    torch.manual_seed(seed)
-    m = MDNRNN(MDNRNNConfig(z_dim=Z, action_dim=action_dim, hidden_size=H, num_mixtures=3, predict_done=True,
-                            predict_reward=reward)).eval()
-    with torch.no_grad():
-        m.done_head.weight.mul_(4.0)  # make the end depend strongly on the memory
-        m.done_head.bias.fill_(done_bias)
-    return m
 
 
 def tiny_starts(n=5, seed=2):
@@ -80,29 +72,23 @@ def trajectory(env, seed, actions):
 # --- Gymnasium's contract -----------------------------------------------------------------------
 
 
-def test_dream_env_passes_check_env_cartpole():
-    torch.manual_seed(0)
-    vae = ConvVAE(VAEConfig(z_dim=Z)).eval()
-    checked(make_dream("cartpole-pixels", tiny_mdnrnn(), tiny_starts(), vae=vae, render_mode="rgb_array"))
+def test_dream_env_passes_check_env_cartpole(make_tiny_mdnrnn, tiny_vae):
+    checked(make_dream("cartpole-pixels", make_tiny_mdnrnn(), tiny_starts(), vae=tiny_vae, render_mode="rgb_array"))
 
 
-def test_dream_env_passes_check_env_made_through_gymnasium():
+def test_dream_env_passes_check_env_made_through_gymnasium(make_tiny_mdnrnn, tiny_vae):
     """Through gym.make the env has a spec, so check_env also remakes it and tests close()."""
     gym.register("wmlib-test/Dream-v0", entry_point=DreamEnv)
-    torch.manual_seed(0)
-    vae = ConvVAE(VAEConfig(z_dim=Z)).eval()
     try:
-        env = gym.make("wmlib-test/Dream-v0", mdnrnn=tiny_mdnrnn(action_dim=3), starts=tiny_starts(), vae=vae,
+        env = gym.make("wmlib-test/Dream-v0", mdnrnn=make_tiny_mdnrnn(action_dim=3), starts=tiny_starts(), vae=tiny_vae,
                        action_space=gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.ones(3, np.float32)))
         checked(env.unwrapped)
     finally:
         gym.registry.pop("wmlib-test/Dream-v0")
 
 
-def test_observation_is_z_then_h_and_render_decodes_z():
-    torch.manual_seed(0)
-    vae = ConvVAE(VAEConfig(z_dim=Z)).eval()
-    env = make_dream("cartpole-pixels", tiny_mdnrnn(), tiny_starts(), vae=vae, render_mode="rgb_array")
+def test_observation_is_z_then_h_and_render_decodes_z(make_tiny_mdnrnn, tiny_vae):
+    env = make_dream("cartpole-pixels", make_tiny_mdnrnn(), tiny_starts(), vae=tiny_vae, render_mode="rgb_array")
     obs, info = env.reset(seed=4)
     assert obs.shape == (Z + H,) and obs.dtype == np.float32
     assert np.all(obs[Z:] == 0), "the memory starts empty"
@@ -112,23 +98,23 @@ def test_observation_is_z_then_h_and_render_decodes_z():
     assert np.abs(obs[Z:]).max() > 0 and np.abs(obs[Z:]).max() < 1
     frame = env.render()
     assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
-    np.testing.assert_array_equal(frame, decode_latents(vae, env.z)[0])
+    np.testing.assert_array_equal(frame, decode_latents(tiny_vae, env.z)[0])
 
 
 # --- determinism ----------------------------------------------------------------------------------
 
 
-def test_same_seed_same_dream_different_seed_different_dream():
-    env = make_dream("cartpole-pixels", tiny_mdnrnn(done_bias=-6.0), tiny_starts(), DreamConfig(max_steps=40))
+def test_same_seed_same_dream_different_seed_different_dream(make_tiny_mdnrnn):
+    env = make_dream("cartpole-pixels", make_tiny_mdnrnn(done_bias=-6.0), tiny_starts(), DreamConfig(max_steps=40))
     actions = np.random.default_rng(0).integers(0, 2, 40)
     a, b, c = trajectory(env, 7, actions), trajectory(env, 7, actions), trajectory(env, 8, actions)
     np.testing.assert_array_equal(a, b)
     assert len(a) == 41, "with a confident 'not done' the dream runs to its step limit"
-    assert a.shape != c.shape or not np.allclose(a, c)
+    assert not np.allclose(a[0], c[0]), "another seed starts another dream"
 
 
-def test_unseeded_resets_continue_the_seeded_sequence():
-    envs = [make_dream("cartpole-pixels", tiny_mdnrnn(), tiny_starts(), DreamConfig(max_steps=15)) for _ in "ab"]
+def test_unseeded_resets_continue_the_seeded_sequence(make_tiny_mdnrnn):
+    envs = [make_dream("cartpole-pixels", make_tiny_mdnrnn(), tiny_starts(), DreamConfig(max_steps=15)) for _ in "ab"]
     runs = []
     for env in envs:
         env.reset(seed=11)
@@ -136,16 +122,17 @@ def test_unseeded_resets_continue_the_seeded_sequence():
         runs.append(episodes)
     for x, y in zip(*runs, strict=True):
         np.testing.assert_array_equal(x, y)
-    assert not np.array_equal(runs[0][0][0], runs[0][1][0]) or not np.array_equal(runs[0][1][0], runs[0][2][0])
+    firsts = [episode[0] for episode in runs[0]]  # each unseeded reset starts a new dream
+    assert all(not np.array_equal(firsts[i], firsts[j]) for i, j in ((0, 1), (1, 2), (0, 2)))
 
 
-def test_temperature_changes_the_dream_and_start_option_picks_the_start():
+def test_temperature_changes_the_dream_and_start_option_picks_the_start(make_tiny_mdnrnn):
     starts = tiny_starts()
-    cold = make_dream("cartpole-pixels", tiny_mdnrnn(), starts, DreamConfig(temperature=0.1, sample_start=False))
+    cold = make_dream("cartpole-pixels", make_tiny_mdnrnn(), starts, DreamConfig(temperature=0.1, sample_start=False))
     obs, info = cold.reset(seed=0, options={"start": 3})
     assert info["start"] == 3
     np.testing.assert_allclose(obs[:Z], starts.mu[3].numpy())
-    hot = make_dream("cartpole-pixels", tiny_mdnrnn(), starts, DreamConfig(temperature=2.0, sample_start=False))
+    hot = make_dream("cartpole-pixels", make_tiny_mdnrnn(), starts, DreamConfig(temperature=2.0, sample_start=False))
     hot.reset(seed=0, options={"start": 3})
     assert not np.allclose(cold.step(1)[0], hot.step(1)[0])
 
@@ -154,8 +141,8 @@ def test_temperature_changes_the_dream_and_start_option_picks_the_start():
 
 
 @pytest.mark.parametrize("done_threshold, done_bias", [(0.5, -0.5), (None, -3.0)])
-def test_batched_dream_equals_step_by_step_dream_env(done_threshold, done_bias):
-    m, starts = tiny_mdnrnn(done_bias=done_bias), tiny_starts()
+def test_batched_dream_equals_step_by_step_dream_env(done_threshold, done_bias, make_tiny_mdnrnn):
+    m, starts = make_tiny_mdnrnn(done_bias=done_bias), tiny_starts()
     config = DreamConfig(max_steps=60, done_threshold=done_threshold)
     controller_config, params = random_params(3)
     seeds = [5, 6, 7, 8]
@@ -182,8 +169,8 @@ def test_batched_dream_equals_step_by_step_dream_env(done_threshold, done_bias):
     assert len(lengths) > 2, f"the test needs dreams of different lengths, got {lengths}"
 
 
-def test_a_dream_does_not_depend_on_its_batch_mates():
-    m, starts = tiny_mdnrnn(), tiny_starts()
+def test_a_dream_does_not_depend_on_its_batch_mates(make_tiny_mdnrnn):
+    m, starts = make_tiny_mdnrnn(), tiny_starts()
     controller_config, params = random_params(4)
     together = dream_rollouts(m, starts, controller_config, params, [1, 2, 3], record=True)
     alone = dream_rollouts(m, starts, controller_config, params[2:3], [2], record=True)
@@ -192,19 +179,19 @@ def test_a_dream_does_not_depend_on_its_batch_mates():
     np.testing.assert_allclose(together.z[2 * 3 + 1, : T + 1], alone.z[0, : T + 1], rtol=1e-5, atol=1e-5)
 
 
-def test_returns_are_masked_after_each_dreams_end():
-    m, starts = tiny_mdnrnn(done_bias=-3.0), tiny_starts()
+def test_returns_are_masked_after_each_dreams_end(make_tiny_mdnrnn):
+    m, starts = make_tiny_mdnrnn(done_bias=-3.0), tiny_starts()
     controller_config, params = random_params(5)
     config = DreamConfig(max_steps=200, done_threshold=None)
     r = dream_rollouts(m, starts, controller_config, params, [0, 1, 2], config, record=True)
     assert r.rewards.shape[1] == r.steps.max() < 200, "the batch stops once its last dream has ended"
-    np.testing.assert_array_equal(r.returns, r.steps), "survival: +1 per step, the last one included"
+    np.testing.assert_array_equal(r.returns, r.steps, err_msg="survival: +1 per step, the last one included")
     np.testing.assert_array_equal(masked_returns(r.rewards, r.dones).view(5, 3).numpy(), r.returns)
     assert r.steps.min() < r.steps.max()
 
 
-def test_step_limit_truncates():
-    m = tiny_mdnrnn(done_bias=-30.0)
+def test_step_limit_truncates(make_tiny_mdnrnn):
+    m = make_tiny_mdnrnn(done_bias=-30.0)
     controller_config, params = random_params(2)
     r = dream_rollouts(m, tiny_starts(), controller_config, params, [0], DreamConfig(max_steps=25))
     np.testing.assert_array_equal(r.steps, 25)
@@ -213,8 +200,8 @@ def test_step_limit_truncates():
     assert [env.step(0)[3] for _ in range(3)] == [False, False, True]
 
 
-def test_model_reward_comes_from_the_reward_head():
-    m = tiny_mdnrnn(reward=True)
+def test_model_reward_comes_from_the_reward_head(tiny_reward_mdnrnn):
+    m = tiny_reward_mdnrnn
     with torch.no_grad():
         m.reward_head.weight.zero_()
         m.reward_head.bias.fill_(0.25)
@@ -281,8 +268,8 @@ def test_cmaes_with_the_dream_evaluator_learns_to_survive():
     assert result.total_env_steps > 0
 
 
-def test_evaluator_groups_give_the_same_scores():
-    m, starts = tiny_mdnrnn(), tiny_starts()
+def test_evaluator_groups_give_the_same_scores(make_tiny_mdnrnn):
+    m, starts = make_tiny_mdnrnn(), tiny_starts()
     controller_config, params = random_params(6)
     config = DreamConfig(max_steps=100)
     one = DreamEvaluator(m, starts, controller_config, config, max_batch=4096)(params, [3, 4])
@@ -291,16 +278,18 @@ def test_evaluator_groups_give_the_same_scores():
     np.testing.assert_array_equal(one.steps, many.steps)
 
 
-def test_dream_worker_processes_give_the_serial_scores():
-    m, starts = tiny_mdnrnn(), tiny_starts()
+def test_dream_worker_processes_give_the_serial_scores(make_tiny_mdnrnn):
+    m, starts = make_tiny_mdnrnn(), tiny_starts()
     controller_config, params = random_params(5)
     config = DreamConfig(max_steps=60)
     serial = DreamEvaluator(m, starts, controller_config, config)(params, [3, 4, 5])
     with DreamEvaluator(m, starts, controller_config, config, workers=2) as pooled:
-        assert pooled._pool is None  # nothing starts before the first generation
+        assert isinstance(pooled, Evaluator)
+        assert not pooled._evaluator.running  # nothing starts before the first generation
         spread = pooled(params, [3, 4, 5])
         again = pooled(params[:2], [7])  # the workers live on between calls
-    assert pooled._pool is None  # closed by the with block
+        assert pooled._evaluator.running
+    assert not pooled._evaluator.running  # closed by the with block
     np.testing.assert_array_equal(serial.returns, spread.returns)
     np.testing.assert_array_equal(serial.steps, spread.steps)
     np.testing.assert_array_equal(DreamEvaluator(m, starts, controller_config, config)(params[:2], [7]).returns,
@@ -310,8 +299,8 @@ def test_dream_worker_processes_give_the_serial_scores():
 # --- the dream in bfloat16 --------------------------------------------------------------------------
 
 
-def test_bfloat16_dream_keeps_m_and_c_in_float32_and_follows_the_float32_dream():
-    m, starts = tiny_mdnrnn(), tiny_starts()
+def test_bfloat16_dream_keeps_m_and_c_in_float32_and_follows_the_float32_dream(make_tiny_mdnrnn):
+    m, starts = make_tiny_mdnrnn(), tiny_starts()
     weights = {k: v.clone() for k, v in m.state_dict().items()}
     half = dream_model(m, "bfloat16")
     assert next(half.parameters()).dtype == torch.bfloat16 and dream_model(m, "float32") is m
@@ -323,8 +312,8 @@ def test_bfloat16_dream_keeps_m_and_c_in_float32_and_follows_the_float32_dream()
     # Step by step on the same random numbers, the two precisions predict nearly the same mixture.
     g = torch.Generator().manual_seed(0)
     z, a = torch.randn(64, Z, generator=g), torch.nn.functional.one_hot(torch.randint(2, (64,), generator=g)).float()
-    full = m.step(z, a, raw_logits=True)
-    low = half.step(z.bfloat16(), a.bfloat16(), raw_logits=True)
+    full = m.step_logits(z, a)
+    low = half.step_logits(z.bfloat16(), a.bfloat16())
     assert low.mu.dtype == torch.float32  # the heads come out in float32 for the float32 sampler
     torch.testing.assert_close(low.mu, full.mu, atol=0.03, rtol=0.03)
     torch.testing.assert_close(low.done_logit, full.done_logit, atol=0.03, rtol=0.03)
@@ -333,20 +322,44 @@ def test_bfloat16_dream_keeps_m_and_c_in_float32_and_follows_the_float32_dream()
     r16 = dream_rollouts(m, starts, controller_config, params, list(range(16)),
                          DreamConfig(max_steps=50, precision="bfloat16"))
     assert abs(r16.steps.mean() - r32.steps.mean()) < 0.25 * r32.steps.mean()
-    assert isinstance(bfloat16_is_fast(), bool)  # True on this course's CPU (AVX512-BF16); False means emulated
     # dream_step takes a float32 memory for a bfloat16 M too, and hands back M's own precision.
     u, eps = torch.rand(3, Z), torch.randn(3, Z)
     step = dream_step(half, torch.zeros(3, Z), torch.zeros(3, 2), m.initial_state(3), 1.0, u, eps, torch.rand(3))
     assert step.state.h.dtype == torch.bfloat16 and step.z.dtype == torch.float32
-    with pytest.raises(ValueError, match="unknown precision 'float16'; expected one of float32, bfloat16"):
+    with pytest.raises(ValueError, match="unknown precision 'float16'; expected one of float32, bfloat16 or 'auto'"):
         BatchedDream(m, starts, DreamConfig(precision="float16"))
+
+
+@pytest.mark.parametrize("bfloat16_seconds, fast", [(1e-3, True), (3e-3, False)])
+def test_bfloat16_is_fast_follows_the_measurement_once(monkeypatch, make_tiny_mdnrnn, bfloat16_seconds, fast):
+    timed = []
+
+    def fake_seconds(dtype, shape, device):
+        timed.append((dtype, shape))
+        return bfloat16_seconds if dtype == torch.bfloat16 else 2e-3
+
+    monkeypatch.setattr(wmlib.precision, "_seconds_per_product", fake_seconds)
+    monkeypatch.setattr(wmlib.precision, "_FAST", {})
+    assert bfloat16_is_fast("cpu", 12, 32) is fast
+    assert bfloat16_is_fast("cpu", 12, 32) is fast
+    assert timed == [(torch.float32, (256, 12, 32)), (torch.bfloat16, (256, 12, 32))]  # measured once, then cached
+    m = make_tiny_mdnrnn()
+    assert resolve_precision(m, "auto") == ("bfloat16" if fast else "float32")
+    assert timed[-1][1] == (256, Z + 2 + H, 4 * H)  # "auto" times a product of this M's own shape
+    assert next(dream_model(m, "auto").parameters()).dtype == (torch.bfloat16 if fast else torch.float32)
+    assert resolve_precision(m, "float32") == "float32" and len(timed) == 4  # a named precision measures nothing
+
+
+def test_bfloat16_timing_measures_real_products():
+    seconds = wmlib.precision._seconds_per_product(torch.float32, (8, 16, 32), torch.device("cpu"), repeats=2)
+    assert 0 < seconds < 1
 
 
 # --- clear errors ---------------------------------------------------------------------------------
 
 
-def test_bad_inputs_get_clear_errors():
-    m, starts = tiny_mdnrnn(), tiny_starts()
+def test_bad_inputs_get_clear_errors(make_tiny_mdnrnn):
+    m, starts = make_tiny_mdnrnn(), tiny_starts()
     env = make_dream("cartpole-pixels", m, starts)
     env.reset(seed=0)
     with pytest.raises(ValueError, match="expected an action in Discrete"):

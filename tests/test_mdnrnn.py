@@ -1,5 +1,6 @@
 """M, the MDN-RNN: the math against torch.distributions and closed forms, the model's shapes and
-memory, windows, training (with resume), imagination, and the shipped checkpoints."""
+memory, latent files and windows (wmlib/latents.py), training (with resume), imagination
+(wmlib/diagnostics.py), and the shipped checkpoints."""
 
 import dataclasses
 import math
@@ -11,23 +12,25 @@ from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from wmlib.checkpoints import CheckpointError, read_unit, save_checkpoint
 from wmlib.config import MDNRNNConfig
+from wmlib.diagnostics import imagination_error, imagine, memory_states
+from wmlib.envs import make_env
+from wmlib.latents import cut_windows, encode_episodes, load_latent_episodes
 from wmlib.mdnrnn import (
     MDNRNN,
     LSTMState,
-    cut_windows,
     evaluate_mdnrnn,
-    imagination_error,
-    imagine,
-    load_latent_episodes,
     load_mdnrnn,
     mdn_log_prob,
     mdn_nll,
     mdn_sample,
-    memory_states,
     preset_config,
     teacher_forcing_pairs,
     train_mdnrnn,
 )
+from wmlib.rollouts import play_episode, random_policy
+from wmlib.vae import load_vae
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SMALL = MDNRNNConfig(z_dim=4, action_dim=2, hidden_size=16, num_mixtures=3, predict_reward=True,
                      predict_done=True, sequence_length=8, batch_size=8)
@@ -159,7 +162,7 @@ def test_parameter_count_of_paper_car_model():
     Z, A, H, K = 32, 3, 256, 5
     lstm = 4 * H * (Z + A) + 4 * H * H + 8 * H
     heads = H * 3 * Z * K + 3 * Z * K
-    assert MDNRNN(MDNRNNConfig()).num_params() == lstm + heads == 423_392
+    assert MDNRNN(MDNRNNConfig()).num_params == lstm + heads == 423_392
 
 
 def test_step_by_step_equals_whole_sequence():
@@ -283,6 +286,25 @@ def test_load_latent_episodes_one_hot_and_errors(tmp_path):
         load_latent_episodes([tmp_path / "bad.npz"], action_dim=2)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "flipped bytes", "not a zip"])
+def test_a_damaged_encoded_episode_names_its_file_and_the_fix(tmp_path, damage):
+    path = tmp_path / "episode_00007.npz"
+    np.savez_compressed(path, **_indexed_episode(50, 0))
+    data = path.read_bytes()
+    if damage == "truncated":  # a run killed while writing, or a full disk
+        data = data[: len(data) // 2]
+    elif damage == "flipped bytes":
+        data = data[:200] + bytes(b ^ 0xFF for b in data[200:260]) + data[260:]
+    else:
+        data = b"episode"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=r"episode_00007\.npz is (truncated or corrupt|not a readable).*"
+                                         r"python -m wmlib encode .*--out " + str(tmp_path)):
+        load_latent_episodes(tmp_path, action_dim=2)
+    with pytest.raises(ValueError, match="episode_00007.npz"):
+        train_mdnrnn(tmp_path, POLE, epochs=1, progress=False)
+
+
 # --- training ---------------------------------------------------------------------------------
 
 
@@ -290,9 +312,6 @@ def _pole_episodes(n, seed):
     """Random-policy CartPole where z shows only the positions (cart x, pole angle), scaled to
     about [-1, 1]; the velocities are hidden. The episode ends when the pole falls (or the cart
     leaves): predicting that, or the next angle, takes memory of the previous positions."""
-    from wmlib.envs import make_env
-    from wmlib.rollouts import play_episode, random_policy
-
     env = make_env("cartpole")
     env.action_space.seed(seed)
     policy = random_policy(env)
@@ -312,7 +331,6 @@ POLE = MDNRNNConfig(z_dim=2, action_dim=2, hidden_size=32, num_mixtures=2, predi
 
 @pytest.mark.slow
 def test_done_head_predicts_the_pole_falling_better_than_the_base_rate():
-    torch.set_num_threads(1)
     train, val = _pole_episodes(300, 0), _pole_episodes(60, 1)
     result = train_mdnrnn(train, POLE, epochs=20, seed=0, progress=False)
     assert len(result.history) == 20 and result.history[-1]["nll"] < result.history[0]["nll"] - 1.0
@@ -448,12 +466,6 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_shipped_cartpole_m_predicts_the_pole_falling():
     """The shipped V + M on fresh random pixel episodes (seeds no training episode used)."""
-    from wmlib.envs import make_env
-    from wmlib.mdnrnn import encode_episodes
-    from wmlib.rollouts import play_episode, random_policy
-    from wmlib.vae import load_vae
-
-    torch.set_num_threads(1)
     vae, m = load_vae("cartpole"), load_mdnrnn("cartpole")
     assert m.config.predict_done and m.config.z_dim == vae.config.z_dim and m.config.action_dim == 2
     env = make_env("cartpole-pixels")

@@ -66,7 +66,8 @@ def test_the_final_agent_loads_and_plays(run):
     assert result.report["final"]["mean"] == pytest.approx(np.mean([r.ret for r in final]))
     assert result.report["final"]["env_steps"] == sum(r.steps for r in final)
     picked = result.report["rounds"][result.report["picked_round"]]
-    round_c = load_checkpoint(LinearController, ControllerConfig, work / f"controller_round_{picked['round']:02d}").model
+    round_stem = work / f"controller_round_{picked['round']:02d}"
+    round_c = load_checkpoint(LinearController, ControllerConfig, round_stem).model
     np.testing.assert_array_equal(round_c.get_flat_params(), c.get_flat_params())
 
 
@@ -126,7 +127,7 @@ def test_exploration_takes_random_actions_and_m_remembers_them():
     assert 0 in explored["actions"] and len(explored["actions"]) <= 25
     assert explored["frames"].shape == (len(explored["actions"]) + 1, 64, 64, 3)
     # M's memory after the episode is the memory of the actions really taken.
-    from wmlib.mdnrnn import memory_states
+    from wmlib.diagnostics import memory_states
     from wmlib.vae import encode_frames
 
     mu, _ = encode_frames(vae, explored["frames"])
@@ -160,7 +161,7 @@ def test_dream_command_trains_and_evaluates(tmp_path, capsys, extra):
 
 def test_a_dream_without_reward_or_end_is_refused():
     from wmlib.controller import controller_config_for
-    from wmlib.dream import train_controller_in_dream
+    from wmlib.dream_training import train_controller_in_dream
 
     m = MDNRNN(MDNRNNConfig(z_dim=4, action_dim=3, hidden_size=8, num_mixtures=2))  # like the CarRacing preset
     episodes = [{"mu": np.zeros((3, 4), np.float32), "logvar": np.zeros((3, 4), np.float32),

@@ -32,13 +32,13 @@ from wmlib.vae import (
 
 
 def test_parameter_count_matches_the_paper():
-    assert ConvVAE(VAEConfig()).num_params() == 4_348_547
+    assert ConvVAE(VAEConfig()).num_params == 4_348_547
 
 
 def test_parameter_count_follows_z_dim():
     # only the three dense layers touching z change: 2 * (1024 * dz + dz) + dz * 1024
     dz = 16 - 32
-    assert ConvVAE(VAEConfig(z_dim=16)).num_params() == 4_348_547 + 2 * (1024 * dz + dz) + dz * 1024
+    assert ConvVAE(VAEConfig(z_dim=16)).num_params == 4_348_547 + 2 * (1024 * dz + dz) + dz * 1024
 
 
 def test_shapes_through_the_model():
@@ -300,7 +300,7 @@ def test_shipped_checkpoints_load_without_pickle(name):
         header_len = int.from_bytes(f.read(8), "little")
         assert f.read(1) == b"{" and header_len < path.stat().st_size
     vae = load_vae(name)
-    assert vae.num_params() == 4_348_547 and not vae.training
+    assert vae.num_params == 4_348_547 and not vae.training
     meta = vae_module.vae_metadata(name)
     assert meta["command"].startswith("python -m wmlib train-vae") and "seed" in meta
     assert meta["history"][-1]["reconstruction"] < meta["history"][0]["reconstruction"]

@@ -34,7 +34,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from wmlib.cmaes import Rollout
 from wmlib.config import ControllerConfig
 from wmlib.controller import (
     LinearController,
@@ -43,6 +42,7 @@ from wmlib.controller import (
     unfold_standardization,
 )
 from wmlib.envs import action_dim, encode_actions, make_env
+from wmlib.evaluators import Rollout, SerialEvaluator
 from wmlib.rollouts import frames_to_tensor
 
 
@@ -296,15 +296,6 @@ def controller_rollout_for(env_name: str, vae: str | Path, mdnrnn: str | Path | 
 # ---------------------------------------------------------------------------------------------
 
 
-def make_evaluator(rollout_fn, workers: int | None = None):
-    """A ProcessPoolEvaluator over `workers` processes (None: every core), or serial for workers=1."""
-    from wmlib.cmaes import ProcessPoolEvaluator, SerialEvaluator
-
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    return SerialEvaluator(rollout_fn) if workers == 1 else ProcessPoolEvaluator(rollout_fn, workers)
-
-
 @dataclasses.dataclass
 class EvaluationResult:
     """Returns and real env steps of one controller over several episodes."""
@@ -398,10 +389,10 @@ def train_controller(rollout_fn: ControllerRollout, config=None, *, seed: int = 
     The best candidate's fitness is a maximum over noisy estimates (optimistic); the mean of the
     search distribution is often the more robust policy. Both play `select_episodes` fresh
     episodes (seeds after the evaluation range's) and the better one is kept.
-    evaluator: from make_evaluator (default: a serial one); config: CMAESConfig.
+    evaluator: from wmlib.evaluators.make_evaluator (default: a serial one); config: CMAESConfig.
     x0: where the search starts, in search coordinates (default zeros; see `search_start`).
     """
-    from wmlib.cmaes import SerialEvaluator, train_cmaes
+    from wmlib.cmaes import train_cmaes
     from wmlib.config import CMAESConfig
 
     config = CMAESConfig() if config is None else config

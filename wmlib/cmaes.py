@@ -12,11 +12,11 @@ differentiate through, and it is noisy. An evolution strategy only needs to *sco
 CMA-ES ("covariance matrix adaptation") learns C, the shape of the search cloud: it stretches
 along directions that keep paying off. The bookkeeping is done by the `cma` package; this module
 is the thin layer that makes it readable: ask/tell, a seeded `numpy.random.Generator` (no global
-random state), named results, optional centred-rank fitness shaping, pluggable evaluators
-(serial, or a local process pool using every core), a progress bar, and checkpoints.
+random state), named results, optional centred-rank fitness shaping, a progress bar, and
+checkpoints. Who plays the candidates is an evaluator's business (wmlib/evaluators.py: serial,
+or a local process pool using every core; wmlib.dream.DreamEvaluator in the dream).
 
-The N * R rollouts of a generation are independent, so they parallelise perfectly: the
-evaluators below map (candidate, rollout seed) pairs over workers. Every candidate of one
+The N * R rollouts of a generation are independent, so they parallelise perfectly. Every candidate of one
 generation plays the same R episode seeds (common random numbers: differences in return come
 from the parameters, not from luckier starts); each generation draws fresh seeds.
 
@@ -33,17 +33,10 @@ Introduced in: course/04_controller.ipynb
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
 import time
-import traceback
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import cma
 import numpy as np
@@ -53,6 +46,7 @@ from tqdm.auto import tqdm
 
 from wmlib.checkpoints import CheckpointError, read_unit, write_unit
 from wmlib.config import CMAESConfig
+from wmlib.evaluators import Evaluator
 
 # ---------------------------------------------------------------------------------------------
 # Fitness shaping
@@ -78,159 +72,6 @@ def centered_ranks(fitness) -> np.ndarray:
     ranks = np.empty(n, dtype=np.float64)
     ranks[np.argsort(f, kind="stable")] = np.arange(n)  # argsort gives the order; this inverts it
     return ranks / (n - 1) - 0.5 if n > 1 else np.zeros(n)
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluators: score a population
-# ---------------------------------------------------------------------------------------------
-
-
-class Rollout(NamedTuple):
-    """What a rollout function returns: the episode's return and how many env steps it took."""
-
-    ret: float
-    steps: int
-
-
-RolloutFn = Callable[[np.ndarray, int], "float | Rollout"]
-"""rollout_fn(params (P,), seed) -> return (float) or Rollout(return, steps). Must be deterministic
-given (params, seed), and picklable (a top-level function or object) for the process pool."""
-
-
-class Evaluation(NamedTuple):
-    """Returns (N, R) and env steps (N, R) of N candidates over R rollouts each."""
-
-    returns: np.ndarray
-    steps: np.ndarray
-
-
-class WorkerError(RuntimeError):
-    """A rollout failed in an evaluator; the message names the worker, candidate and seed."""
-
-
-def _as_rollout(value) -> Rollout:
-    if isinstance(value, Rollout):
-        return Rollout(float(value.ret), int(value.steps))
-    return Rollout(float(value), 0)
-
-
-class SerialEvaluator:
-    """Plays every rollout in this process, one after the other. Simple and debuggable."""
-
-    def __init__(self, rollout_fn: RolloutFn):
-        self.rollout_fn = rollout_fn
-
-    def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
-        """solutions (N, P), seeds (R,) -> Evaluation with (N, R) returns and steps."""
-        n, r = len(solutions), len(seeds)
-        returns, steps = np.zeros((n, r)), np.zeros((n, r), dtype=np.int64)
-        for i in range(n):
-            for j in range(r):
-                try:
-                    out = _as_rollout(self.rollout_fn(solutions[i], int(seeds[j])))
-                except Exception as exc:
-                    raise WorkerError(f"the rollout of candidate {i} with seed {seeds[j]} failed in this "
-                                      f"process (pid {os.getpid()}): {type(exc).__name__}: {exc}") from exc
-                returns[i, j], steps[i, j] = out
-        return Evaluation(returns, steps)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-_WORKER_FN: RolloutFn | None = None
-
-
-def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
-    """Worker side: leave as soon as the parent process is gone (killed parents leave no orphans)."""
-    while True:
-        time.sleep(every_s)
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-
-def _init_worker(rollout_fn: RolloutFn, parent_pid: int) -> None:
-    """Runs once in each worker process: keep the rollout function, one torch thread per worker."""
-    global _WORKER_FN
-    _WORKER_FN = rollout_fn
-    torch.set_num_threads(1)
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-
-
-def _run_in_worker(i: int, j: int, params: np.ndarray, seed: int):
-    """One rollout in a worker. Errors come back as data (picklable), with the worker's pid."""
-    try:
-        out = _as_rollout(_WORKER_FN(params, seed))
-        return ("ok", i, j, out.ret, out.steps)
-    except Exception as exc:
-        return ("error", i, j, os.getpid(), f"{type(exc).__name__}: {exc}", traceback.format_exc())
-
-
-class ProcessPoolEvaluator:
-    """Spreads the N * R rollouts of a generation over a pool of worker processes.
-
-    workers:   how many processes (default: every core, `os.cpu_count()`)
-    mp_context: "spawn" (default; the same on Linux, macOS and Windows, and safe with torch's
-               threads) or "fork"/"forkserver". With spawn, rollout_fn must be importable: a
-               top-level function or an object of a top-level class.
-    The workers live until `close()` (or the end of a `with` block), so heavy setup inside
-    rollout_fn (loading V and M, making the env) happens once per worker, not once per rollout.
-    A rollout that raises gives a WorkerError naming the worker's pid, the candidate and the
-    seed; a worker that dies outright (killed, segfault) gives a WorkerError too, never a hang.
-    """
-
-    def __init__(self, rollout_fn: RolloutFn, workers: int | None = None, mp_context: str = "spawn"):
-        self.workers = int(workers or os.cpu_count() or 1)
-        if self.workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(mp_context),
-                                         initializer=_init_worker, initargs=(rollout_fn, os.getpid()))
-
-    def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
-        """solutions (N, P), seeds (R,) -> Evaluation with (N, R) returns and steps."""
-        n, r = len(solutions), len(seeds)
-        returns, steps = np.zeros((n, r)), np.zeros((n, r), dtype=np.int64)
-        futures = {self._pool.submit(_run_in_worker, i, j, np.asarray(solutions[i]), int(seeds[j])): (i, j)
-                   for i in range(n) for j in range(r)}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                i, j = futures[fut]
-                try:
-                    out = fut.result()
-                except BrokenProcessPool as exc:
-                    for f in pending:
-                        f.cancel()
-                    raise WorkerError(
-                        f"a worker process died abruptly (killed, out of memory or crashed) while the pool "
-                        f"was playing candidate {i} with seed {seeds[j]}; the pool cannot be used any more"
-                    ) from exc
-                if out[0] == "error":
-                    for f in pending:
-                        f.cancel()
-                    _, i, j, pid, what, tb = out
-                    raise WorkerError(f"worker process {pid} failed on candidate {i} with seed {seeds[j]}: "
-                                      f"{what}\n--- traceback in the worker ---\n{tb}")
-                _, i, j, ret, st = out
-                returns[i, j], steps[i, j] = ret, st
-        return Evaluation(returns, steps)
-
-    def close(self) -> None:
-        """Stop the workers (does not wait for rollouts that were cancelled)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,7 +242,7 @@ def load_es_checkpoint(stem) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def train_cmaes(
-    evaluator: Callable[[np.ndarray, Sequence[int]], Evaluation],
+    evaluator: Evaluator,
     x0,
     config: CMAESConfig | None = None,
     *,
@@ -417,7 +258,8 @@ def train_cmaes(
 ) -> CMAResult:
     """Run CMA-ES: per generation ask N candidates, score each over R rollouts, tell, record.
 
-    evaluator:   SerialEvaluator / ProcessPoolEvaluator (or any callable (solutions, seeds) -> Evaluation)
+    evaluator:   scores a generation (solutions, seeds) -> Evaluation: wmlib.evaluators.SerialEvaluator,
+                 ProcessPoolEvaluator, wmlib.dream.DreamEvaluator, or anything that follows the Evaluator protocol
     x0:          (P,) starting mean (zeros is fine for a controller)
     config:      population_size N, rollouts_per_candidate R, sigma0, generations, rank_shaping
                  (None: CMAESConfig(), the paper's car settings)

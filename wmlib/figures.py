@@ -47,7 +47,7 @@ def _sizes() -> dict:
     return {
         "frame": (v.image_size, v.image_size, v.image_channels),
         "frame_numbers": v.image_size * v.image_size * v.image_channels,
-        "v_params": ConvVAE(v).num_params(),
+        "v_params": ConvVAE(v).num_params,
         "z": v.z_dim,
         "h": m.hidden_size,
         "mixtures": m.num_mixtures,

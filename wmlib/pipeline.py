@@ -46,9 +46,10 @@ from wmlib.agent import play_episode as play_agent
 from wmlib.checkpoints import save_checkpoint, save_json
 from wmlib.config import MDNRNNConfig, PipelineConfig
 from wmlib.controller import LinearController, controller_config_for
-from wmlib.dream import DreamTrainResult, train_controller_in_dream
+from wmlib.dream_training import DreamTrainResult, train_controller_in_dream
 from wmlib.envs import make_env
-from wmlib.mdnrnn import MDNRNN, encode_episodes, preset_config, train_mdnrnn
+from wmlib.latents import encode_episodes
+from wmlib.mdnrnn import MDNRNN, preset_config, train_mdnrnn
 from wmlib.rollouts import play_episode, save_episode
 from wmlib.tasks import world_spec
 from wmlib.vae import ConvVAE, train_vae
@@ -362,7 +363,7 @@ def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLi
 
     work_dir must not hold an earlier run (its episodes, V, M and C land there).
     final_eval_episodes: real episodes that measure the final C afterwards (not counted as training steps).
-    dream_workers: processes that dream while C trains (wmlib.dream.DreamEvaluator; it does not change the result).
+    dream_workers: processes that dream while C trains (wmlib.dream_training.DreamEvaluator; same result).
     """
     config = PipelineConfig() if config is None else config
     start = time.perf_counter()

@@ -161,6 +161,7 @@ class ConvVAE(nn.Module):
     def z_dim(self) -> int:
         return self.config.z_dim
 
+    @property
     def num_params(self) -> int:
         """Number of trainable parameters (4,348,547 at the paper's config)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -8,6 +8,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from wmlib.diagnostics import imagine, memory_states
+from wmlib.latents import as_action_vectors
+from wmlib.mdnrnn import LSTMState
+from wmlib.vae import decode_latents, encode_frames
 from wmlib.widgets.frames import _tile_row, frame_to_png, upscale
 
 
@@ -34,7 +38,7 @@ class ImaginationStrip:
 
     def __init__(self, vae, mdnrnn, episodes, *, horizon: int = 10, temperature: float = 1.0,
                  scale: int = 2, columns: int = 6, seed: int = 0):
-        import ipywidgets as W
+        import ipywidgets as W  # imported here: slow to import, and only widgets need it
 
         if not episodes:
             raise ValueError("ImaginationStrip needs at least one episode with frames and actions")
@@ -109,7 +113,7 @@ class ImaginationStrip:
         return self
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from IPython.display import display  # imported here: slow to import, and only a notebook shows it
 
         display(self.widget)
 
@@ -134,9 +138,6 @@ class ImaginationStrip:
     def _episode(self, i: int):
         """(real frames uint8 (T+1, 64, 64, 3), mu (T+1, Z), actions (T, A), memory states) for episode i."""
         if i not in self._cache:
-            from wmlib.mdnrnn import as_action_vectors, memory_states
-            from wmlib.vae import encode_frames
-
             ep = self.episodes[i]
             mu, _ = encode_frames(self.vae, ep["frames"])
             actions = torch.from_numpy(as_action_vectors(ep["actions"], self.mdnrnn.config.action_dim))
@@ -160,9 +161,6 @@ class ImaginationStrip:
         return np.concatenate([part for pair in pairs for part in (pair, gap)][:-1])
 
     def _update(self) -> None:
-        from wmlib.mdnrnn import LSTMState, imagine
-        from wmlib.vae import decode_latents
-
         frames, mu, actions, memory = self._episode(self.episode_slider.value)
         T = len(actions)
         t, n = self.start_slider.value, self.horizon_slider.value
