@@ -16,7 +16,8 @@ from wmlib import tasks
 from wmlib.checkpoints import assets_dir
 from wmlib.config import DreamConfig, MDNRNNConfig, VAEConfig
 from wmlib.controller import ActionMap, LinearController, controller_config_for, map_action
-from wmlib.dream import controller_to_m_actions, dream_action_space, make_dream, start_latents
+from wmlib.dream import dream_action_space, make_dream, start_latents
+from wmlib.dream_training import controller_to_m_actions
 from wmlib.envs import make_env
 from wmlib.mdnrnn import MDNRNN, preset_config
 from wmlib.tasks import WORLDS, ShippedCheckpoint, WorldSpec, shipped_checkpoint, world_spec
