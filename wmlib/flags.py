@@ -305,9 +305,10 @@ def build_parser(prog: str, description: str, commands: Sequence[Command]) -> ar
 
 def _spelt(flags: Sequence[Flag], name: str, argv: Sequence[str]) -> str:
     """The option a refused setting came from, spelt as typed when it was (else its first spelling)."""
-    flag = next((f for f in flags if name in (f.dest, f.options[0])), None)
-    if flag is None:
+    matches = [f for f in flags if name in (f.dest, f.options[0])] or [f for f in flags if f.path[-1] == name]
+    if len(matches) != 1:  # a name no flag (or several) could have set: say it as it is
         return name
+    flag = matches[0]
     return next((o for o in argv if o in flag.options), flag.options[0])
 
 
