@@ -27,8 +27,10 @@ def parse(argv: list[str]):
 
 
 def recorded(argv: list[str]) -> str:
+    """The command line `main` records for argv."""
     command, _, values = parse(argv)
-    return flags.command_line(f"{cli.PROG} {command.name}", command.flags(), values)
+    return flags.command_line(f"{cli.PROG} {command.name}", command.flags(), values,
+                              flags.typed_flags(command.flags(), argv))
 
 
 # --- help ---------------------------------------------------------------------------------------
@@ -145,17 +147,24 @@ def test_the_shipped_vae_command_round_trips_to_the_same_settings():
                                    "--seed 0 --z-dim 32 --batch-size 32 --lr 0.0003 --kl-tolerance 0.5 --half "
                                    "--threads 2"))
     assert args.vae.learning_rate == 3e-4 and args.vae.batch_size == 32 and args.half and args.threads == 2
-    assert recorded(shlex.split("train-vae --rollouts d --out o --lr 0.0003 --threads 2 --half")) == (
-        "python -m wmlib train-vae --rollouts d --out o --learning-rate 0.0003 --half --threads 2")
+    assert recorded(shlex.split("train-vae --rollouts d --out o --learning-rate 0.0003 --threads 2 --half")) == (
+        "python -m wmlib train-vae --rollouts d --out o --epochs 10 --seed 0 --z-dim 32 --kl-tolerance 0.5 "
+        "--lr 0.0003 --batch-size 100 --half --threads 2")
+    assert recorded(["train-vae", "--rollouts", "d", "--out", "o"]).endswith("--lr 0.0001 --batch-size 100")
+
+
+def test_abbreviated_flags_are_refused(capsys):
+    assert cli.main([*DREAM, "--temp", "2"]) == 2  # argparse would otherwise take it for --temperature
+    assert "unrecognized arguments: --temp" in capsys.readouterr().err
 
 
 # --- parsing round trips -------------------------------------------------------------------------
 
 
 def _other_value(flag):
-    """A valid value different from the flag's default."""
+    """A valid value different from the flag's default (the only one, when just one is allowed)."""
     if flag.choices:
-        return next(c for c in flag.choices if c != flag.default)
+        return next((c for c in flag.choices if c != flag.default), flag.choices[0])
     if flag.kind is bool:
         return not flag.default
     base = flag.default if flag.default not in (None, flags.REQUIRED) else None
@@ -164,7 +173,7 @@ def _other_value(flag):
             return (7,) if flag.many else 7
         return tuple(v + 1 for v in base) if flag.many else base + 1
     if flag.kind is float:
-        return base / 2 if base else 0.25
+        return base * 0.75 if base else 0.25  # not a whole number: "7.5" is written as typed
     return "some/path"
 
 
@@ -174,8 +183,6 @@ def test_parsing_round_trips_through_the_recorded_command(name):
     values = {}
     argv = [name]
     for flag in command.flags():
-        if flag.choices is not None and len(flag.choices) == 1 and flag.default is not flags.REQUIRED:
-            continue  # a single allowed value: nothing to change
         value = flag.choices[0] if flag.choices is not None and len(flag.choices) == 1 else _other_value(flag)
         values[flag.dest] = value
         if flag.kind is bool:
@@ -186,16 +193,21 @@ def test_parsing_round_trips_through_the_recorded_command(name):
     for dest, value in values.items():
         assert parsed[dest] == (list(value) if isinstance(value, tuple) else value), dest
     line = flags.command_line(f"{cli.PROG} {name}", command.flags(), parsed)
-    assert shlex.split(line)[3:] == argv  # every flag differs from its default, so every flag is written
+    assert shlex.split(line)[3:] == argv  # every flag has a value (switches: not their default): all written
     assert parse(shlex.split(line)[3:])[1] == args
 
 
-def test_recorded_command_holds_required_and_changed_flags_and_the_speed_flags():
-    line = recorded(["dream", "--env", "cartpole-pixels", "--vae", "cartpole", "--mdnrnn", "cartpole", "--out", "c",
-                     "--temperature", "1.15", "--done-threshold", "0.5", "--seed", "0", "--workers", "2",
+def test_recorded_command_holds_every_value_and_the_speed_flags():
+    line = recorded([*DREAM, "--temperature", "1.15", "--dream-done-threshold", "0.5", "--workers", "2",
                      "--dream-workers", "2", "--threads", "1"])
-    assert line == ("python -m wmlib dream --env cartpole-pixels --vae cartpole --mdnrnn cartpole --out c "
-                    "--dream-temperature 1.15 --dream-done-threshold 0.5 --dream-workers 2 --workers 2 --threads 1")
+    assert line == (f"python -m wmlib {' '.join(DREAM)} --random-episodes 50 --population 64 --rollouts 16 "
+                    "--sigma0 0.5 --generations 50 --temperature 1.15 --done-threshold 0.5 --dream-reward auto "
+                    "--precision float32 --select-episodes 64 --eval-episodes 100 --seed 0 --dream-workers 2 "
+                    "--workers 2 --threads 1")
+    # Switches and nones at their default are left out, unless typed.
+    line = recorded([*DREAM, "--no-rank-shaping", "--done-threshold=sample", "--dream-sample-start"])
+    assert "--no-rank-shaping" in line and "--done-threshold sample" in line and "--dream-sample-start" in line
+    assert "--latents" not in line and "--threads" not in line and "--dream-max-steps" not in line
 
 
 def test_optional_values_and_nested_settings_are_built():
@@ -242,7 +254,7 @@ def test_done_threshold_must_lie_in_0_1(value, capsys):
 
 
 def test_done_threshold_inside_0_1_or_none_is_accepted():
-    for value, expected in (("0.5", 0.5), ("1.0", 1.0), ("none", None)):
+    for value, expected in (("0.5", 0.5), ("1.0", 1.0), ("none", None), ("sample", None)):
         assert parse([*DREAM, "--done-threshold", value])[1].dream.done_threshold == expected
 
 
@@ -255,9 +267,9 @@ def test_collect_refuses_a_negative_seed_and_zero_steps(tmp_path, capsys):
     base = ["collect", "--env", "cartpole-pixels", "--episodes", "2", "--out", str(tmp_path / "d")]
     assert refused([*base, "--seed", "-1"], capsys) == "error: --seed: seed must be an integer >= 0, got -1"
     assert refused([*base, "--max-steps", "0"], capsys) == (
-        "error: --max-steps: max_steps must be an integer >= 1, got 0")
+        "error: --max-steps: max_steps must be a positive integer, got 0")
     assert refused([*base[:4], "0", *base[5:]], capsys) == (
-        "error: --episodes: n_episodes must be an integer >= 1, got 0")
+        "error: --episodes: n_episodes must be a positive integer, got 0")
     assert not (tmp_path / "d").exists()
 
 
@@ -282,7 +294,7 @@ def test_collect_refuses_a_folder_of_another_worlds_episodes(tmp_path, capsys):
 def test_controller_commands_refuse_zero_max_steps(capsys):
     err = refused(["train-controller", "--env", "cartpole-pixels", "--vae", "cartpole", "--out", "c",
                    "--max-steps", "0"], capsys)
-    assert err == "error: --max-steps: max_steps must be an integer >= 1, got 0"
+    assert err == "error: --max-steps: max_steps must be a positive integer, got 0"
 
 
 def test_config_values_refused_through_nested_flags(tmp_path, capsys):
@@ -292,8 +304,9 @@ def test_config_values_refused_through_nested_flags(tmp_path, capsys):
     assert refused([*DREAM, "--population", "1"], capsys) == (
         "error: --population: population_size must be an integer >= 2, got 1")
     np.savez(tmp_path / "episode_00000.npz", mu=np.zeros((3, 4), np.float32))
-    assert refused(["train-mdnrnn", "--env", "carracing", "--latents", str(tmp_path), "--out", "o", "--val-episodes",
-                    "0", "--mixtures", "0"], capsys) == "error: --mixtures: num_mixtures must be an integer >= 1, got 0"
+    argv = ["train-mdnrnn", "--env", "carracing", "--latents", str(tmp_path), "--out", "o", "--val-episodes", "0"]
+    assert refused([*argv, "--mixtures", "0"], capsys) == (
+        "error: --mixtures: num_mixtures must be a positive integer, got 0")
 
 
 def test_argparse_errors_return_2_without_a_traceback(capsys):
@@ -361,6 +374,6 @@ def test_train_vae_records_the_command_that_ran(tmp_path, capsys):
     meta = json.loads((tmp_path / "vae.json").read_text())
     assert meta["config"]["z_dim"] == 4 and meta["config"]["learning_rate"] == 0.001
     assert meta["metadata"]["command"] == (
-        f"python -m wmlib train-vae --rollouts {data} --out {tmp_path / 'vae'} --epochs 1 --z-dim 4 "
-        f"--learning-rate 0.001 --batch-size 4 --work {tmp_path / 'work'} --threads 1")
+        f"python -m wmlib train-vae --rollouts {data} --out {tmp_path / 'vae'} --epochs 1 --seed 0 --z-dim 4 "
+        f"--kl-tolerance 0.5 --lr 0.001 --batch-size 4 --work {tmp_path / 'work'} --threads 1")
     assert parse(shlex.split(meta["metadata"]["command"])[3:])[1] == parse(argv)[1]

@@ -154,7 +154,7 @@ def _resume_hint(a) -> str:
 
 
 COMMANDS.append(Command("train-vae", "train V (the ConvVAE) on the frames of collected rollouts; resumes if stopped",
-                  TrainVAEArgs, _train_vae, _resume_hint, names={"vae.learning_rate": ("--learning-rate", "--lr")},
+                  TrainVAEArgs, _train_vae, _resume_hint, names={"vae.learning_rate": ("--lr", "--learning-rate")},
                   prefixes={"vae": ""}, skip=("vae.image_size", "vae.image_channels")))
 
 
@@ -238,9 +238,9 @@ def _train_mdnrnn(args: TrainMDNRNNArgs, cmd: str) -> int:
 COMMANDS.append(Command(
     "train-mdnrnn", "train M (the MDN-RNN) on encoded episodes; resumes if interrupted", TrainMDNRNNArgs,
     _train_mdnrnn, _resume_hint, choices={"env": agent_worlds()},
-    names={"mdnrnn.learning_rate": ("--learning-rate", "--lr"),
-           "mdnrnn.num_mixtures": ("--num-mixtures", "--mixtures"),
-           "mdnrnn.sequence_length": ("--sequence-length", "--seq-len")},
+    names={"mdnrnn.learning_rate": ("--lr", "--learning-rate"),
+           "mdnrnn.num_mixtures": ("--mixtures", "--num-mixtures"),
+           "mdnrnn.sequence_length": ("--seq-len", "--sequence-length")},
     prefixes={"mdnrnn": ""}, overrides={"mdnrnn": MDNRNNConfig},  # z, actions and heads: the data's and world's
     skip=("mdnrnn.z_dim", "mdnrnn.action_dim", "mdnrnn.predict_reward", "mdnrnn.predict_done")))
 

@@ -80,18 +80,18 @@ def agent_worlds() -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # kw_only: --out (required) can follow the parts it names
 class TrainControllerArgs:
     env: str
     """The real world C is trained in."""
     vae: str
     """'cartpole'/'carracing' (shipped) or a checkpoint stem."""
-    out: str
-    """Path stem of the trained controller (.safetensors, .json)."""
     mdnrnn: str | None = None
     """'cartpole'/'carracing' (shipped) or a checkpoint stem (none: only with --z-only)."""
     z_only: bool = False
     """The paper's 'V only' ablation: C reads z, not h."""
+    out: str
+    """Path stem of the trained controller (.safetensors, .json)."""
     cmaes: CMAESConfig = field(default_factory=lambda: CMAESConfig(population_size=16, rollouts_per_candidate=4,
                                                                    generations=30))
     standardize_episodes: int = 30
@@ -168,8 +168,8 @@ def _parts_sha256(vae: str, mdnrnn: str | None) -> dict:
     return out
 
 
-_CMAES_NAMES = {"cmaes.population_size": ("--population-size", "--population"),
-                "cmaes.rollouts_per_candidate": ("--rollouts-per-candidate", "--rollouts")}
+_CMAES_NAMES = {"cmaes.population_size": ("--population", "--population-size"),
+                "cmaes.rollouts_per_candidate": ("--rollouts", "--rollouts-per-candidate")}
 
 COMMANDS.append(Command(
     "train-controller", "train C with CMA-ES in the real env (V and M fixed); resumes if interrupted",
@@ -302,10 +302,10 @@ def _dream(args: DreamArgs, cmd: str) -> int:
 COMMANDS.append(Command(
     "dream", "train C with CMA-ES entirely inside M's dream, then evaluate it in the real env", DreamArgs, _dream,
     lambda a: f"interrupted: training in the dream keeps no checkpoint, and nothing was written to {a.out}",
-    names={**_CMAES_NAMES, "dream.temperature": ("--dream-temperature", "--temperature"),
-           "dream.done_threshold": ("--dream-done-threshold", "--done-threshold"),
-           "dream.precision": ("--dream-precision", "--precision")},
-    prefixes={"cmaes": ""}, skip=("dream.max_steps",),
+    names={**_CMAES_NAMES, "dream.temperature": ("--temperature", "--dream-temperature"),
+           "dream.done_threshold": ("--done-threshold", "--dream-done-threshold"),
+           "dream.precision": ("--precision", "--dream-precision")},
+    prefixes={"cmaes": ""}, skip=("dream.max_steps",), none_words={"dream.done_threshold": "sample"},
     choices={"env": dream_worlds(), "dream.reward": DREAM_REWARDS, "dream.precision": DREAM_PRECISIONS}))
 
 
@@ -342,4 +342,5 @@ COMMANDS.append(Command(
     lambda a: (f"interrupted: {a.work} holds the rounds finished so far (report.json); a pipeline does not "
                "resume: run it again with a new --work"),
     names={"pipeline.env_name": ("--env",)}, prefixes={"pipeline": ""},
+    none_words={"pipeline.done_threshold": "sample"},
     choices={"pipeline.env_name": dream_worlds(), "pipeline.dream_precision": DREAM_PRECISIONS}))

@@ -55,7 +55,8 @@ class SettingError(ValueError):
 def check_int(name: str, value, low: int) -> None:
     """Refuse `value` unless it is an integer >= low (bool is not an integer here)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise SettingError(name, f"{name} must be an integer >= {low}, got {value!r}")
+        expected = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise SettingError(name, f"{name} must be {expected}, got {value!r}")
 
 
 def check_real(name: str, value, low: float, high: float = math.inf, *, low_open: bool = False,

@@ -10,10 +10,11 @@ dataclass and the flag follows.
 Field types: int, float, str, `Literal[...]` (choices), `T | None` (the word `none` gives None), bool
 (`--x` and `--no-x`), `tuple[T, ...]` (one or more values), a nested dataclass.
 
-    flags = dataclass_flags(TrainArgs, names={"vae.learning_rate": ("--lr",)})
+    flags = dataclass_flags(TrainArgs, names={"vae.learning_rate": ("--learning-rate", "--lr")})
     add_flags(parser, flags)
-    args = build(TrainArgs, vars(parser.parse_args()))     # TrainArgs(..., vae=VAEConfig(...))
-    command_line("python -m wmlib train", flags, vars(...))  # the flags that differ from the defaults
+    values = vars(parser.parse_args(argv))
+    args = build(TrainArgs, values, flags)                   # TrainArgs(..., vae=VAEConfig(...))
+    command_line("python -m wmlib train", flags, values, typed_flags(flags, argv))  # the line to record
 
 Introduced in: README.md (the command line)
 """
@@ -31,7 +32,7 @@ import sys
 import textwrap
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from wmlib.config import SettingError
 
@@ -59,6 +60,8 @@ class Flag:
     """The values allowed, when the field is a Literal or the command names them."""
     help: str = ""
     """The field's documentation."""
+    none: str = "none"
+    """How None is written (besides "none", which is always read as None)."""
 
     @property
     def dest(self) -> str:
@@ -121,7 +124,8 @@ def _default(field: dataclasses.Field):
 
 def dataclass_flags(cls: type, *, names: Mapping[str, Sequence[str]] = {}, prefixes: Mapping[str, str] = {},
                     choices: Mapping[str, Sequence] = {}, skip: Sequence[str] = (), overrides: Mapping[str, type] = {},
-                    _path: tuple[str, ...] = (), _prefix: str = "", _defaults=None, _seen=None) -> list[Flag]:
+                    none_words: Mapping[str, str] = {}, _path: tuple[str, ...] = (), _prefix: str = "",
+                    _defaults=None, _seen=None) -> list[Flag]:
     """The flags of `cls`'s fields, nested dataclasses included, in field order.
 
     names:    {dotted path: option strings} replacing the derived `--field-name` (e.g. {"out_dir": ("--out",)};
@@ -129,6 +133,7 @@ def dataclass_flags(cls: type, *, names: Mapping[str, Sequence[str]] = {}, prefi
     prefixes: {dotted path of a nested dataclass: its flags' prefix} (default: its field name and a dash)
     choices:  {dotted path: allowed values} for str fields whose values the library lists
     skip:     dotted paths left out (they keep their default)
+    none_words: {dotted path of an optional field: the word for None}, e.g. "sample" for a sampled end
     overrides: {dotted path of a dict field: a dataclass}: one flag per field of the dataclass, default none;
               the dict holds the ones given (e.g. M's settings that replace a world's preset)
     Every key must name a field: a misspelt one raises ValueError.
@@ -159,7 +164,8 @@ def dataclass_flags(cls: type, *, names: Mapping[str, Sequence[str]] = {}, prefi
             if optional or many:
                 raise TypeError(f"{dotted}: a nested dataclass must be a plain field, got {hints[field.name]}")
             prefix = prefixes.get(dotted, field.name.replace("_", "-") + "-")
-            flags += dataclass_flags(tp, names=names, prefixes=prefixes, choices=choices, skip=skip, _path=path,
+            flags += dataclass_flags(tp, names=names, prefixes=prefixes, choices=choices, skip=skip,
+                                     none_words=none_words, _path=path,
                                      _prefix=_prefix + prefix, _defaults=tp() if default is REQUIRED else default,
                                      _seen=seen)
             continue
@@ -169,9 +175,10 @@ def dataclass_flags(cls: type, *, names: Mapping[str, Sequence[str]] = {}, prefi
             raise TypeError(f"cannot make a flag for {dotted}: {hints[field.name]}")
         options = tuple(names.get(dotted, ("--" + (_prefix + field.name).replace("_", "-"),)))
         flags.append(Flag(path, options, kind, default, optional, many, None if allowed is None else tuple(allowed),
-                          first_sentence(docs.get(field.name, ""))))
+                          first_sentence(docs.get(field.name, "")), none_words.get(dotted, "none")))
     if not _path:
-        unknown = sorted((set(names) | set(prefixes) | set(choices) | set(skip) | set(overrides)) - seen)
+        keys = set(names) | set(prefixes) | set(choices) | set(skip) | set(overrides) | set(none_words)
+        unknown = sorted(keys - seen)
         if unknown:
             raise ValueError(f"{cls.__name__} has no field {', '.join(unknown)} (named in names/prefixes/choices)")
     return flags
@@ -179,7 +186,7 @@ def dataclass_flags(cls: type, *, names: Mapping[str, Sequence[str]] = {}, prefi
 
 def _parse_value(flag: Flag):
     def parse(text: str):
-        if flag.optional and text.lower() == "none":
+        if flag.optional and text.lower() in ("none", flag.none):
             return None
         return flag.kind(text)
 
@@ -192,7 +199,7 @@ def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
     for flag in flags:
         required = flag.default is REQUIRED
         text = flag.help.replace("%", "%%")
-        if not required and not (flag.default is None and "none:" in text):  # "(none: ...)" says it already
+        if not required and not (flag.default is None and f"{flag.none}:" in text):  # "(none: ...)" says it
             text += f" (default: {_format(flag, flag.default)})".replace("%", "%%")
         kw = {"dest": flag.dest, "required": required, "help": text}
         if not required:
@@ -202,7 +209,7 @@ def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
             continue
         kw["metavar"] = flag.path[-1].upper()
         if flag.choices is not None:
-            kw["metavar"] = "{" + ",".join(map(str, flag.choices)) + "}" + ("|none" if flag.optional else "")
+            kw["metavar"] = "{" + ",".join(map(str, flag.choices)) + "}" + (f"|{flag.none}" if flag.optional else "")
         parser.add_argument(*flag.options, type=_parse_value(flag), nargs="+" if flag.many else None, **kw)
 
 
@@ -241,22 +248,36 @@ def build(cls: type, values: Mapping[str, object], flags: Sequence[Flag], *, _pa
 
 def _format(flag: Flag, value) -> str:
     if value is None:
-        return "none"
+        return flag.none
     if flag.many:
         return " ".join(_format(dataclasses.replace(flag, many=False), v) for v in value)
-    return repr(value) if isinstance(value, float) else shlex.quote(str(value))
+    if isinstance(value, float):  # repr round-trips exactly; "475" rather than "475.0"
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return shlex.quote(str(value))
 
 
-def command_line(prefix: str, flags: Sequence[Flag], values: Mapping[str, object]) -> str:
-    """`prefix` and, in flag order, every required flag and every flag whose value is not its default.
+def typed_flags(flags: Sequence[Flag], argv: Sequence[str]) -> set[str]:
+    """The dests of the flags that argv spells out (`--seed 0`, `--seed=0`, `--no-half`)."""
+    typed = set()
+    for flag in flags:
+        spellings = (*flag.options, *("--no-" + o[2:] for o in flag.options))
+        if any(a == o or a.startswith(o + "=") for a in argv for o in spellings):
+            typed.add(flag.dest)
+    return typed
 
-    Floats are written exactly (repr: 0.0003, 1e-05), so the line reruns the same settings.
+
+def command_line(prefix: str, flags: Sequence[Flag], values: Mapping[str, object], typed: Collection[str] = ()) -> str:
+    """`prefix` and, in flag order, every flag with a value: only a switch (bool) or a none at its default is
+    left out, unless it was typed (`typed`: dests). So the line reruns the same settings even after a
+    default changes. Each flag is written with its first spelling, floats exactly (0.0003, 1e-05, 475).
     """
     parts = [prefix]
     for flag in flags:
         value = values[flag.dest]
         value = tuple(value) if flag.many and value is not None else value
-        if flag.default is not REQUIRED and value == flag.default:
+        switch = flag.kind is bool and not flag.optional and not flag.many
+        if flag.dest not in typed and value == flag.default and (value is None or switch):
             continue
         if flag.kind is bool and not flag.optional and not flag.many:
             parts.append(flag.options[0] if value else "--no-" + flag.options[0][2:])
@@ -287,19 +308,21 @@ class Command:
     choices: dict = dataclasses.field(default_factory=dict)
     skip: tuple = ()
     overrides: dict = dataclasses.field(default_factory=dict)
+    none_words: dict = dataclasses.field(default_factory=dict)
 
     def flags(self) -> list[Flag]:
         """This command's flags (see dataclass_flags for names, prefixes, choices, skip and overrides)."""
         return dataclass_flags(self.args, names=self.names, prefixes=self.prefixes, choices=self.choices,
-                               skip=self.skip, overrides=self.overrides)
+                               skip=self.skip, overrides=self.overrides, none_words=self.none_words)
 
 
 def build_parser(prog: str, description: str, commands: Sequence[Command]) -> argparse.ArgumentParser:
     """One sub-parser per command, its flags made from the command's dataclass."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in commands:
-        add_flags(sub.add_parser(command.name, help=command.help, description=command.help), command.flags())
+    for command in commands:  # no abbreviated flags: a recorded command spells each flag out
+        add_flags(sub.add_parser(command.name, help=command.help, description=command.help, allow_abbrev=False),
+                  command.flags())
     return parser
 
 
@@ -331,7 +354,8 @@ def run_command(parser: argparse.ArgumentParser, commands: Mapping[str, Command]
         print(f"error: {_spelt(flags, exc.flag, argv)}: {exc.message}", file=sys.stderr)
         return 2
     try:
-        return command.run(args, command_line(f"{parser.prog} {command.name}", flags, parsed))
+        line = command_line(f"{parser.prog} {command.name}", flags, parsed, typed_flags(flags, argv))
+        return command.run(args, line)
     except KeyboardInterrupt:
         print(command.interrupted(args), file=sys.stderr)
         return 130
