@@ -377,3 +377,22 @@ def test_train_vae_records_the_command_that_ran(tmp_path, capsys):
         f"python -m wmlib train-vae --rollouts {data} --out {tmp_path / 'vae'} --epochs 1 --seed 0 --z-dim 4 "
         f"--kl-tolerance 0.5 --lr 0.001 --batch-size 4 --work {tmp_path / 'work'} --threads 1")
     assert parse(shlex.split(meta["metadata"]["command"])[3:])[1] == parse(argv)[1]
+
+
+def test_ctrl_c_in_a_real_run_ends_with_one_line_and_no_traceback(tmp_path):
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "wmlib", "collect", "--env", "cartpole-pixels", "--episodes", "500",
+                             "--out", str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob("*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.rstrip().splitlines()[-1] == (f"interrupted: the episodes written so far are in {tmp_path}; "
+                                             "the same command writes the same files")
