@@ -151,12 +151,6 @@ def world_name_branches(source: str, names) -> list[tuple[int, str]]:
     return hits
 
 
-PENDING = {
-    "cli.py": "the CLI rewrite (issue 12 item 4) replaces its branches with wmlib.tasks lookups",
-}
-"""Files that still branch on world names, each with who removes the branches. Empty it as they go."""
-
-
 def _branches_by_file() -> dict[str, list]:
     found = {}
     for path in sorted(WMLIB.rglob("*.py")):
@@ -185,10 +179,7 @@ spec = WORLDS["carracing"]
 
 def test_no_module_outside_tasks_branches_on_a_world_name():
     found = _branches_by_file()
-    unexpected = {f: hits for f, hits in found.items() if f not in PENDING}
-    assert not unexpected, f"look the world up in wmlib.tasks instead of comparing its name: {unexpected}"
-    cleaned = [f for f in PENDING if f not in found]
-    assert not cleaned, f"{cleaned} no longer branch on world names: remove them from PENDING"
+    assert not found, f"look the world up in wmlib.tasks instead of comparing its name: {found}"
 
 
 # ---------------------------------------------------------------------------------------------

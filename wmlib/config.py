@@ -11,8 +11,10 @@ Introduced in: course/00_start_here.ipynb
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 
 import torch
 
@@ -32,6 +34,61 @@ def fast_mode() -> bool:
 def default_device() -> torch.device:
     """CUDA when present, else the CPU. Nothing in wmlib requires a GPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusing settings that cannot work
+# ---------------------------------------------------------------------------------------------
+
+
+class SettingError(ValueError):
+    """A setting that cannot work. `name` is the field or parameter (the CLI turns it into its flag).
+
+    The message is a whole sentence naming the setting and saying what was expected.
+    """
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+
+
+def check_int(name: str, value, low: int) -> None:
+    """Refuse `value` unless it is an integer >= low (bool is not an integer here)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        expected = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise SettingError(name, f"{name} must be {expected}, got {value!r}")
+
+
+def check_real(name: str, value, low: float, high: float = math.inf, *, low_open: bool = False,
+               high_open: bool = False) -> None:
+    """Refuse `value` unless it is a finite real number between low and high (open ends excluded)."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)):
+        if high == math.inf:
+            expected = "positive" if (low, low_open) == (0, True) else f"{'>' if low_open else '>='} {low:g}"
+            expected += " and finite"
+        else:
+            expected = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise SettingError(name, f"{name} must be {expected}, got {value!r}")
+
+
+def check_bool(name: str, value) -> None:
+    """Refuse `value` unless it is True or False."""
+    if not isinstance(value, bool):
+        raise SettingError(name, f"{name} must be True or False, got {value!r}")
+
+
+def check_choice(name: str, value, choices: tuple[str, ...]) -> None:
+    """Refuse `value` unless it is one of `choices`."""
+    if value not in choices:
+        raise SettingError(name, f"unknown {name} {value!r}; expected one of {', '.join(choices)}")
+
+
+DREAM_REWARDS = ("auto", "survival", "model")
+"""DreamConfig.reward's choices."""
+
+DREAM_PRECISIONS = ("float32", "bfloat16", "auto")
+"""DreamConfig.precision's choices."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,6 +112,15 @@ class VAEConfig:
     """Adam learning rate (the paper's code uses 1e-4)."""
     batch_size: int = 100
     """Frames per gradient step."""
+
+    def __post_init__(self):
+        for name in ("z_dim", "image_channels", "batch_size"):
+            check_int(name, getattr(self, name), 1)
+        if self.image_size != 64:
+            raise SettingError("image_size", f"image_size must be 64 (V's layers map 64x64 frames), "
+                                             f"got {self.image_size!r}")
+        check_real("kl_tolerance", self.kl_tolerance, 0)
+        check_real("learning_rate", self.learning_rate, 0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -84,6 +150,15 @@ class MDNRNNConfig:
     batch_size: int = 100
     """Sequences per gradient step."""
 
+    def __post_init__(self):
+        for name in ("z_dim", "action_dim", "hidden_size", "num_mixtures", "sequence_length", "batch_size"):
+            check_int(name, getattr(self, name), 1)
+        check_bool("predict_reward", self.predict_reward)
+        check_bool("predict_done", self.predict_done)
+        check_real("done_loss_weight", self.done_loss_weight, 0)
+        check_real("learning_rate", self.learning_rate, 0, low_open=True)
+        check_real("grad_clip", self.grad_clip, 0, low_open=True)
+
 
 @dataclass(frozen=True)
 class ControllerConfig:
@@ -97,6 +172,14 @@ class ControllerConfig:
     """Outputs of the controller."""
     action_map: str = "carracing"
     """How outputs become an env action: "carracing" (steer, gas, brake), "discrete" or "identity"."""
+
+    def __post_init__(self):
+        check_int("z_dim", self.z_dim, 0)
+        check_int("h_dim", self.h_dim, 0)
+        check_int("action_dim", self.action_dim, 1)
+        if self.z_dim + self.h_dim < 1:
+            raise SettingError("z_dim", f"z_dim + h_dim must be at least 1 (C reads [z; h]), "
+                                        f"got {self.z_dim} + {self.h_dim}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +197,13 @@ class CMAESConfig:
     rank_shaping: bool = False
     """Replace returns by centred ranks before telling CMA-ES (robust to outliers)."""
 
+    def __post_init__(self):
+        check_int("population_size", self.population_size, 2)
+        check_int("rollouts_per_candidate", self.rollouts_per_candidate, 1)
+        check_real("sigma0", self.sigma0, 0, low_open=True)
+        check_int("generations", self.generations, 1)
+        check_bool("rank_shaping", self.rank_shaping)
+
 
 @dataclass(frozen=True)
 class DreamConfig:
@@ -122,10 +212,10 @@ class DreamConfig:
     temperature: float = 1.0
     """tau of mdn_sample: below 1 a calmer, more predictable dream, above 1 a wilder one."""
     done_threshold: float | None = None
-    """None: the dream ends with M's done probability (a sampled end); a number: when it exceeds this
-    (the paper's code used 0.5). A calibrated done head is unsure near the edge, and a threshold lets a
-    dream run on there (an M trained on 300 random episodes: always pushing left lived ~170 dream steps
-    at 0.5, ~17 with sampled ends, 9 for real)."""
+    """None: the dream ends with M's done probability (a sampled end); a number in (0, 1]: when it exceeds
+    this (the paper's code used 0.5; 1: only max_steps ends a dream). A calibrated done head is unsure
+    near the edge, and a threshold lets a dream run on there (an M trained on 300 random episodes: always
+    pushing left lived ~170 dream steps at 0.5, ~17 with sampled ends, 9 for real)."""
     max_steps: int = 1000
     """Dream episodes are truncated after this many steps, like the real env's time limit."""
     reward: str = "auto"
@@ -139,6 +229,16 @@ class DreamConfig:
     other CPUs bfloat16 is emulated and slower (wmlib.dream.bfloat16_is_fast). What it does to the
     dream is measured by benchmarks/dream_precision.py (M's likelihood of real data, dream lengths,
     and the real score of a controller trained in each)."""
+
+    def __post_init__(self):
+        # tau multiplies the mixture's variance: inf or NaN turns every observation into inf/NaN.
+        check_real("temperature", self.temperature, 0, low_open=True)
+        if self.done_threshold is not None:  # above 1 (or NaN) no dream would ever end before max_steps
+            check_real("done_threshold", self.done_threshold, 0, 1, low_open=True)
+        check_int("max_steps", self.max_steps, 1)
+        check_choice("reward", self.reward, DREAM_REWARDS)
+        check_bool("sample_start", self.sample_start)
+        check_choice("precision", self.precision, DREAM_PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -231,6 +331,21 @@ class DQNConfig:
     """Epsilon after the decay."""
     max_grad_norm: float = 10.0
     """Gradient clipping."""
+
+    def __post_init__(self):
+        if not self.hidden_sizes:
+            raise SettingError("hidden_sizes", "hidden_sizes must name at least one layer, got ()")
+        for size in self.hidden_sizes:
+            check_int("hidden_sizes", size, 1)
+        check_real("learning_rate", self.learning_rate, 0, low_open=True)
+        check_real("gamma", self.gamma, 0, 1)
+        for name in ("batch_size", "buffer_size", "train_freq", "target_update_interval"):
+            check_int(name, getattr(self, name), 1)
+        check_int("learning_starts", self.learning_starts, 0)
+        check_int("gradient_steps", self.gradient_steps, 0)
+        check_real("exploration_fraction", self.exploration_fraction, 0, 1)
+        check_real("exploration_final_eps", self.exploration_final_eps, 0, 1)
+        check_real("max_grad_norm", self.max_grad_norm, 0, low_open=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from gymnasium.utils.seeding import np_random
 
-from wmlib.config import DreamConfig
+from wmlib.config import DREAM_REWARDS, DreamConfig
 from wmlib.mdnrnn import MDNRNN, LSTMState
 from wmlib.precision import dream_model
 from wmlib.tasks import world_spec
@@ -45,8 +45,6 @@ from wmlib.vae import ConvVAE, decode_latents
 
 NOISE_CHUNK = 64
 """Steps of random numbers drawn ahead per dream (one generator call per dream per chunk)."""
-
-REWARD_MODES = ("auto", "survival", "model")
 
 # ---------------------------------------------------------------------------------------------
 # The math: pure functions
@@ -202,8 +200,8 @@ class NoiseStream:
 
 
 def _reward_mode(config: DreamConfig, mdnrnn: MDNRNN) -> str:
-    if config.reward not in REWARD_MODES:
-        raise ValueError(f"unknown reward {config.reward!r}; expected one of {', '.join(REWARD_MODES)}")
+    if config.reward not in DREAM_REWARDS:  # DreamConfig refuses it too; a config built by hand may not be one
+        raise ValueError(f"unknown reward {config.reward!r}; expected one of {', '.join(DREAM_REWARDS)}")
     if config.reward == "model" and mdnrnn.reward_head is None:
         raise ValueError("reward='model' needs an M with a reward head (MDNRNNConfig.predict_reward=True)")
     if config.reward == "auto":

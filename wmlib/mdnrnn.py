@@ -274,10 +274,6 @@ def preset_config(env_name: str, z_dim: int) -> MDNRNNConfig:
     return world_spec(env_name, wanted="M preset").mdnrnn_config(z_dim)
 
 
-PRESET_EPOCHS = {"cartpole-pixels": 100, "carracing": 20}
-"""Default training epochs of `python -m wmlib train-mdnrnn` per environment."""
-
-
 # ---------------------------------------------------------------------------------------------
 # Loss and training
 # ---------------------------------------------------------------------------------------------

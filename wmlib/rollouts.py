@@ -8,6 +8,7 @@ One file holds one episode of T steps:
     rewards     (T,) float32             reward for actions[t]
     terminated  (T,) bool                the episode ended in a terminal state after actions[t]
     truncated   (T,) bool                the time limit cut it after actions[t]
+    env         () str                   the world it was played in (files written by `collect`)
 
 For state-vector environments ("cartpole") the key is `observations` (T+1, D) float32 instead.
 
@@ -29,6 +30,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
+from wmlib.config import SettingError, check_int
 from wmlib.envs import make_env
 
 Policy = Callable[[np.ndarray, dict], object]
@@ -140,6 +142,45 @@ def save_episode(path: str | os.PathLike, episode: dict) -> Path:
     return path
 
 
+def play_episodes(env_name: str, n_episodes: int, *, policy: Callable[[gym.Env], Policy] = random_policy,
+                  seed: int = 0, max_steps: int | None = None) -> Iterator[dict]:
+    """Play `n_episodes` in `env_name`, one at a time: episode i resets with seed + i and the action space
+    is seeded with `seed`, so the same call gives the same episodes. policy: a factory (given the env)."""
+    check_int("n_episodes", n_episodes, 1)
+    check_int("seed", seed, 0)
+    if max_steps is not None:
+        check_int("max_steps", max_steps, 1)
+    env = make_env(env_name)  # here, not in the generator, so a bad setting is refused at the call
+
+    def episodes():
+        try:
+            env.action_space.seed(seed)
+            act = policy(env)
+            for i in range(n_episodes):
+                yield play_episode(env, act, seed=seed + i, max_steps=max_steps)
+        finally:
+            env.close()
+
+    return episodes()
+
+
+def episode_world(path: str | os.PathLike) -> str | None:
+    """The world an episode file was played in, as `collect` records it (None: a file that does not say)."""
+    with np.load(path, allow_pickle=False) as data:
+        return str(data["env"]) if "env" in data.files else None
+
+
+def _check_out_dir(out_dir: Path, env_name: str) -> None:
+    """Refuse a path that is a file, or a folder holding episodes of another world (they would mix)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SettingError("out_dir", f"{out_dir} is a file; expected a folder for the episode files")
+    for path in sorted(out_dir.glob("*.npz")) if out_dir.is_dir() else ():
+        world = episode_world(path)
+        if world is not None and world != env_name:
+            raise SettingError("out_dir", f"{out_dir} holds episodes of {world} ({path.name}); expected an empty "
+                                          f"folder or one of {env_name} episodes (collect into another folder)")
+
+
 def collect(
     env_name: str,
     n_episodes: int,
@@ -150,29 +191,23 @@ def collect(
     max_steps: int | None = None,
     progress: bool = True,
 ) -> list[Path]:
-    """Play `n_episodes` in `env_name` and save each as out_dir/episode_00000.npz, ...
+    """Play `n_episodes` in `env_name` and save each as out_dir/episode_00000.npz, ... (see play_episodes).
 
-    policy:    a factory: given the env, returns a Policy (random by default)
-    seed:      episode i resets with seed + i, and the action space is seeded with `seed`,
-               so the same call gives the same files
+    Each file also records its world (key `env`); a folder holding another world's episodes is refused.
     max_steps: cut episodes after this many steps (None: the env's own time limit)
     Returns the paths written, in order.
     """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
     out_dir = Path(out_dir)
-    env = make_env(env_name)
-    env.action_space.seed(seed)
-    act = policy(env)
+    _check_out_dir(out_dir, env_name)
+    episodes = play_episodes(env_name, n_episodes, policy=policy, seed=seed, max_steps=max_steps)
     paths = []
-    bar = tqdm(range(n_episodes), desc=f"collecting {env_name} rollouts", unit="episode", disable=not progress)
+    bar = tqdm(episodes, total=n_episodes, desc=f"collecting {env_name} rollouts", unit="episode",
+               disable=not progress)
     steps = 0
-    for i in bar:
-        episode = play_episode(env, act, seed=seed + i, max_steps=max_steps)
+    for i, episode in enumerate(bar):
         steps += len(episode["actions"])
-        paths.append(save_episode(out_dir / f"episode_{i:05d}.npz", episode))
+        paths.append(save_episode(out_dir / f"episode_{i:05d}.npz", dict(episode, env=np.array(env_name))))
         bar.set_postfix(steps=steps)
-    env.close()
     return paths
 
 
