@@ -6,12 +6,21 @@ import numpy as np
 import torch
 
 
+def _digits(n: int) -> str:
+    return f"an integer of about {int(abs(n).bit_length() * 0.30103) + 1} digits"
+
+
 def as_tensor(value, what: str) -> torch.Tensor:
     """The learner's output as a tensor, or an AssertionError saying what it was instead."""
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, np.ndarray | float | int | np.floating | np.integer):
-        return torch.as_tensor(np.asarray(value))
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise AssertionError(f"{what} is an integer too large for a tensor ({_digits(value)})")
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":  # bool, int, unsigned, float
+            raise AssertionError(f"{what} should hold numbers, got an array of dtype {array.dtype}")
+        return torch.as_tensor(array)
     raise AssertionError(f"{what} should be a torch.Tensor, got {type(value).__name__}")
 
 
@@ -52,6 +61,8 @@ def assert_float_close(actual, expected: float, what: str, *, rtol: float = 1e-6
         value = float(actual)
     except (TypeError, ValueError):
         raise AssertionError(f"{what} should be a number, got {type(actual).__name__}") from None
+    except OverflowError:
+        raise AssertionError(f"{what} is too large to be a float ({_digits(actual)})") from None
     if np.isnan(value):
         raise AssertionError(f"{what} is NaN")
     if not np.isclose(value, expected, rtol=rtol, atol=atol):

@@ -3,27 +3,41 @@
 An exercise is an id ("ch02.reparameterize"), wmlib's reference implementation, and a list of
 named tests. A test is a function that receives the learner's callable wrapped in a guard
 (`Guarded`) and raises `AssertionError` with a message a learner can act on when something is
-wrong. The guard turns every exception, NaN or runaway loop in learner code into a failure
-message, so nothing a learner writes can take the kernel down.
+wrong. Whatever else learner code does (raise anything, return something no test can use, loop
+for ever, even while catching the checker's own interruption) becomes a failure message, so
+nothing a learner writes can take the kernel down. Only KeyboardInterrupt (the learner's own
+"stop") and `os._exit` get through.
 
 Introduced in: course/00_start_here.ipynb
 """
 
 from __future__ import annotations
 
+import dis
+import functools
 import html
 import os
 import signal
+import site
+import sys
+import sysconfig
 import threading
+import time
 import traceback
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from wmlib.exercises import progress as _progress
+from wmlib.exercises.progress import record as _record_progress
 
-TIME_LIMIT_S = 10.0
-"""Seconds one call of the learner's function may take before it counts as a runaway loop."""
+CHECK_TIME_BUDGET_S = 5.0
+"""Seconds one `check` (or `use`) may spend on all the tests of an exercise together; the first
+test still running when they are spent fails, and the rest are not run."""
+
+_TICK_S = 0.05
+"""Once the budget is spent, the alarm repeats this often until the learner's code has stopped."""
+
+REFERENCE_NOTE = "this is wmlib's reference, not your function: run your exercise cell again"
+NOT_ATTEMPTED_NOTE = "not attempted yet (the stub still raises NotImplementedError)"
 
 
 class ExerciseError(Exception):
@@ -31,7 +45,7 @@ class ExerciseError(Exception):
 
 
 class LearnerCodeError(Exception):
-    """The learner's function raised, looped too long, or returned something unusable.
+    """The learner's function raised or returned something unusable.
 
     Tests let it propagate; the checker turns it into a failure message.
     """
@@ -39,10 +53,6 @@ class LearnerCodeError(Exception):
 
 class NotAttempted(Exception):
     """The learner's function still raises NotImplementedError."""
-
-
-class _Timeout(BaseException):
-    """Raised inside learner code by the alarm; BaseException so `except Exception` can't eat it."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +70,9 @@ class CheckResult:
     """What `check` found.
 
     passed:    every test passed
-    attempted: False when the function still raises NotImplementedError
-    failures:  one message per failed test ("test name: what was wrong")
-    results:   (test name, passed, message) for every test, in order
+    attempted: False when the function still raises NotImplementedError, or is wmlib's reference
+    failures:  one message per failed test ("test name: what was wrong"); when not attempted, why not
+    results:   (test name, passed, message) for every test that ran, in order
     """
 
     exercise_id: str
@@ -78,9 +88,12 @@ class CheckResult:
             f"{n_ok}/{len(self.results)} tests)"
         )
 
+    def _why_not_attempted(self) -> str:
+        return self.failures[0] if self.failures else NOT_ATTEMPTED_NOTE
+
     def report_text(self) -> str:
         if not self.attempted:
-            return f"[ ] {self.exercise_id}: not attempted yet (the stub still raises NotImplementedError)"
+            return f"[ ] {self.exercise_id}: {self._why_not_attempted()}"
         head = "PASS" if self.passed else "FAIL"
         lines = [f"[{head}] {self.exercise_id}"]
         for name, ok, msg in self.results:
@@ -89,10 +102,8 @@ class CheckResult:
 
     def report_html(self) -> str:
         if not self.attempted:
-            return (
-                f"<div style='font-family:monospace'>&#9744; <b>{html.escape(self.exercise_id)}</b>: "
-                "not attempted yet (the stub still raises <code>NotImplementedError</code>)</div>"
-            )
+            return (f"<div style='font-family:monospace'>&#9744; <b>{html.escape(self.exercise_id)}</b>: "
+                    f"{html.escape(self._why_not_attempted())}</div>")
         colour = "#1a7f37" if self.passed else "#cf222e"
         rows = []
         for name, ok, msg in self.results:
@@ -140,58 +151,181 @@ def strict_mode() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# One time budget per check
+# ---------------------------------------------------------------------------------------------
+
+
+def _library_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    dirs |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    return tuple(os.path.realpath(d) + os.sep for d in dirs)
+
+
+_LIBRARY_DIRS = _library_dirs()
+_THIS_FILE = __file__
+
+
+@functools.lru_cache(maxsize=4096)
+def _interruptible(code) -> bool:
+    """May the budget interrupt this code mid-line? Not the checker's own code, nor the standard library's
+    or an installed package's (so their `with` blocks and `finally` clauses restore their state)."""
+    name = code.co_filename
+    return not (name == _THIS_FILE or name.startswith("<frozen") or os.path.realpath(name).startswith(_LIBRARY_DIRS))
+
+
+@functools.lru_cache(maxsize=1024)
+def _with_lines(code) -> frozenset[int]:
+    """Lines of `with` statements: a `with` block's exit runs at its first line, and must not be skipped."""
+    return frozenset(i.positions.lineno for i in dis.get_instructions(code)
+                     if i.opname in ("BEFORE_WITH", "BEFORE_ASYNC_WITH", "WITH_EXCEPT_START"))
+
+
+class _Timeout(BaseException):
+    """The budget is spent. A BaseException, so `except Exception` does not catch it.
+
+    A learner's `except:` can; when such a handler drops the exception, `_Rearm` turns the line
+    trace on again (a trace function that raises is switched off by Python).
+    """
+
+    def __init__(self, deadline: _Deadline | None = None):
+        super().__init__("the check's time budget is spent")
+        self._rearm = _Rearm(deadline) if deadline is not None else None
+
+
+class _Rearm:
+    __slots__ = ("deadline",)
+
+    def __init__(self, deadline: _Deadline):
+        self.deadline = deadline
+
+    def __del__(self):
+        if self.deadline.active and threading.current_thread() is threading.main_thread():
+            self.deadline.trace_stack(sys._getframe(1))
+
+
+def _let_pending_signals_run() -> None:
+    """Calling a Python function runs any signal handler still pending (here, harmlessly)."""
+
+
+class _Deadline:
+    """The budget of one `check`: every test's code, the learner's and the test's own, counts.
+
+    When the budget is spent, SIGALRM fires and then repeats every _TICK_S. Each alarm raises
+    `_Timeout` where learner code runs and (re)installs a line trace that raises it again at every
+    line of learner code (except the line of a `with`, where the block's exit runs). A loop that
+    catches it (`while True: try: f() except: continue`) is then stopped at the first line of its
+    handler, however deeply such loops nest. Main thread on POSIX only; elsewhere the budget is
+    checked between tests.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.active = False
+        self._fired = False
+        self._end = time.monotonic() + seconds
+        self._signals = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        self._traced = False
+
+    @property
+    def expired(self) -> bool:
+        return self._fired or time.monotonic() >= self._end
+
+    def __enter__(self) -> _Deadline:
+        self.active = True
+        self._end = time.monotonic() + self.seconds
+        if self._signals:
+            self._previous_trace = sys.gettrace()
+            self._previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds, _TICK_S)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Disarm: no more alarms, no trace, the previous SIGALRM handler back. Idempotent."""
+        if not self.active:
+            return
+        self.active = False
+        if self._signals:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if self._traced:
+                sys.settrace(self._previous_trace)
+            _let_pending_signals_run()
+            signal.signal(signal.SIGALRM, self._previous_handler if self._previous_handler is not None
+                          else signal.SIG_DFL)
+
+    def _on_alarm(self, signum, frame) -> None:
+        self._fired = True
+        if not self.active:
+            return
+        self.trace_stack(frame)
+        if frame is not None and _interruptible(frame.f_code):
+            raise _Timeout(self)
+
+    def trace_stack(self, frame) -> None:
+        """Trace new frames, and the learner's frames from `frame` up to the checker's."""
+        self._traced = True
+        sys.settrace(self._trace)
+        while frame is not None and frame.f_code.co_filename != _THIS_FILE:
+            if _interruptible(frame.f_code):
+                frame.f_trace = self._trace
+            frame = frame.f_back
+
+    def _trace(self, frame, event, arg):
+        if not self.active or not _interruptible(frame.f_code):
+            return None
+        if event == "line" and frame.f_lineno not in _with_lines(frame.f_code):
+            raise _Timeout(self)
+        return self._trace
+
+
+# ---------------------------------------------------------------------------------------------
 # Running learner code safely
 # ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _time_limit(seconds: float):
-    """Interrupt the block after `seconds` (main thread on POSIX only; elsewhere no limit)."""
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:
-        yield
-        return
-
-    def _on_alarm(signum, frame):
-        raise _Timeout()
-
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def _text(exc: BaseException) -> str:
+    """str(exc), safe even when the exception's own __str__ fails."""
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        return str(exc)
+    except Exception:
+        return "(its message could not be shown)"
 
 
-def _last_learner_line(exc: BaseException) -> str:
+def _describe(exc: BaseException) -> str:
+    """`Type: message (line n)`, the line where the learner's code raised it."""
+    text = _text(exc)
     frames = traceback.extract_tb(exc.__traceback__)
-    return f" (line {frames[-1].lineno})" if frames else ""
+    where = f" (line {frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}{': ' + text if text else ''}{where}"
 
 
 class Guarded:
-    """The learner's function, called with a time limit; its errors become `LearnerCodeError`."""
+    """The learner's function; whatever it raises becomes `LearnerCodeError` (or `NotAttempted`).
 
-    def __init__(self, fn: Callable, time_limit_s: float | None = None):
+    Calls made after the check's time budget is spent raise `_Timeout` at once.
+    """
+
+    def __init__(self, fn: Callable, deadline: _Deadline | None = None):
         self.fn = fn
-        self.time_limit_s = TIME_LIMIT_S if time_limit_s is None else time_limit_s
+        self.deadline = deadline
 
     def __call__(self, *args, **kwargs):
+        if self.deadline is not None and self.deadline.expired:
+            raise _Timeout()
         try:
-            with _time_limit(self.time_limit_s):
-                return self.fn(*args, **kwargs)
+            return self.fn(*args, **kwargs)
+        except (_Timeout, KeyboardInterrupt):
+            raise
         except NotImplementedError as exc:
             raise NotAttempted() from exc
-        except _Timeout:
-            raise LearnerCodeError(
-                f"your function ran for more than {self.time_limit_s:g} s (an endless loop?)"
-            ) from None
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # anything the learner's code raises is reported, not re-raised
-            raise LearnerCodeError(
-                f"your function raised {type(exc).__name__}: {exc}{_last_learner_line(exc)}"
-            ) from exc
+        except SystemExit:
+            raise LearnerCodeError("your function called sys.exit() or raised SystemExit; return a value instead"
+                                   ) from None
+        except BaseException as exc:  # anything else the learner's code raises is reported, not re-raised
+            raise LearnerCodeError(f"your function raised {_describe(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,30 +333,58 @@ class Guarded:
 # ---------------------------------------------------------------------------------------------
 
 
+def _timeout_message(not_run: int) -> str:
+    rest = f"; the {not_run} test{'s' if not_run > 1 else ''} after it did not run" if not_run else ""
+    return f"the tests ran for more than {CHECK_TIME_BUDGET_S:g} s in all (an endless loop?){rest}"
+
+
+def _run_one(test: Callable, guarded: Guarded) -> str | None:
+    """Run one test: None when it passes, else what was wrong. Lets NotAttempted and KeyboardInterrupt out."""
+    try:
+        test(guarded)
+    except (NotAttempted, KeyboardInterrupt):
+        raise
+    except _Timeout:
+        return "timed out"  # (run_tests says it better: the budget is spent)
+    except AssertionError as exc:
+        return _text(exc) or "assertion failed"
+    except LearnerCodeError as exc:
+        return _text(exc)
+    except BaseException as exc:  # the test tripped over what the function returned (an odd type, ...)
+        return f"the test could not use what your function returned: {_describe(exc)}"
+    return None
+
+
 def run_tests(exercise_id: str, fn: Callable) -> CheckResult:
-    """Run every test of `exercise_id` against `fn` and collect the result; displays nothing."""
+    """Run every test of `exercise_id` against `fn` and collect the result; displays nothing.
+
+    All tests share one time budget (CHECK_TIME_BUDGET_S); the first test still running when it is
+    spent fails, and the tests after it do not run.
+    """
     exercise = get_exercise(exercise_id)
     if not callable(fn):
         msg = f"expected a function with signature {exercise.signature}, got {type(fn).__name__}"
         return CheckResult(exercise_id, False, True, [msg], [("is callable", False, msg)])
-    guarded = Guarded(fn)
     results: list[tuple[str, bool, str]] = []
-    for name, test in exercise.tests:
-        try:
-            test(guarded)
-        except NotAttempted:
-            return CheckResult(exercise_id, passed=False, attempted=False,
-                               failures=["not attempted: the function raises NotImplementedError"])
-        except AssertionError as exc:
-            results.append((name, False, str(exc) or "assertion failed"))
-        except LearnerCodeError as exc:
-            results.append((name, False, str(exc)))
-        except _Timeout:
-            results.append((name, False, "timed out"))
-        else:
-            results.append((name, True, ""))
+    with _Deadline(CHECK_TIME_BUDGET_S) as deadline:
+        guarded = Guarded(fn, deadline)
+        for k, (name, test) in enumerate(exercise.tests):
+            try:
+                problem = _run_one(test, guarded)
+            except NotAttempted:
+                return CheckResult(exercise_id, passed=False, attempted=False, failures=[NOT_ATTEMPTED_NOTE])
+            if deadline.expired:  # (also when the learner's code caught the timeout and went on)
+                deadline.stop()
+                results.append((name, False, _timeout_message(len(exercise.tests) - k - 1)))
+                break
+            results.append((name, problem is None, problem or ""))
     failures = [f"{name}: {msg}" for name, ok, msg in results if not ok]
     return CheckResult(exercise_id, passed=not failures, attempted=True, failures=failures, results=results)
+
+
+def _is_reference(fn) -> bool:
+    """Is `fn` a reference implementation (what `use` hands back when an exercise is not solved)?"""
+    return any(fn is exercise.reference for exercise in _REGISTRY.values())
 
 
 def _in_notebook() -> bool:
@@ -243,14 +405,29 @@ def _show(result: CheckResult) -> None:
         print(result.report_text())
 
 
+_last_check: tuple[str, Callable, CheckResult] | None = None
+"""(id, function, result) of the latest `check`: the `use` right after it reuses the result."""
+
+
+def _reference_result(exercise_id: str) -> CheckResult:
+    return CheckResult(exercise_id, passed=False, attempted=False, failures=[REFERENCE_NOTE])
+
+
 def check(exercise_id: str, fn: Callable) -> CheckResult:
     """Run the tests registered for `exercise_id` against `fn`, show a report, return the result.
 
     Never raises for anything the learner's code does (unless WMLIB_STRICT=1); an unknown id is a
-    KeyError listing the known ids.
+    KeyError listing the known ids. wmlib's own reference (what `use` returned before) is reported
+    as not attempted, so that running a check cell twice never shows a pass the learner did not earn.
     """
-    result = run_tests(exercise_id, fn)
-    _progress.record(result)
+    global _last_check
+    get_exercise(exercise_id)  # a KeyError listing the known ids comes first
+    if _is_reference(fn):
+        result = _reference_result(exercise_id)
+    else:
+        result = run_tests(exercise_id, fn)
+        _record_progress(result)
+    _last_check = (exercise_id, fn, result)
     _show(result)
     if strict_mode() and not result.passed:
         raise ExerciseError(result.report_text())
@@ -260,18 +437,26 @@ def check(exercise_id: str, fn: Callable) -> CheckResult:
 def use(exercise_id: str, fn: Callable) -> Callable:
     """`fn` when it passes its tests, else wmlib's reference (with a visible note).
 
-    This keeps every chapter runnable top to bottom before the learner has solved anything.
-    In strict mode a failing `fn` raises instead.
+    This keeps every chapter runnable top to bottom before the learner has solved anything. Right
+    after `check(exercise_id, fn)` the check's result is reused. In strict mode a failing `fn` raises.
     """
     exercise = get_exercise(exercise_id)
-    result = run_tests(exercise_id, fn)
-    _progress.record(result)
+    if _is_reference(fn):
+        result = _reference_result(exercise_id)
+    elif _last_check is not None and _last_check[0] == exercise_id and _last_check[1] is fn:
+        result = _last_check[2]  # (already recorded by that check)
+    else:
+        result = run_tests(exercise_id, fn)
+        _record_progress(result)
     if result.passed:
         return fn
     if strict_mode():
         raise ExerciseError(result.report_text())
-    why = "it is not attempted yet" if not result.attempted else "it does not pass its tests yet"
-    note = f"Note: using wmlib's reference for {exercise_id} because your version {why}."
+    if _is_reference(fn):
+        why = REFERENCE_NOTE
+    else:
+        why = f"your version {'is not attempted yet' if not result.attempted else 'does not pass its tests yet'}"
+    note = f"Note: using wmlib's reference for {exercise_id}: {why}."
     if _in_notebook():
         from IPython.display import HTML, display
 

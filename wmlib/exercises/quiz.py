@@ -18,18 +18,14 @@ Introduced in: the quiz that closes each chapter (course/01_problem.ipynb onward
 from __future__ import annotations
 
 import html
-import json
 import math
 import numbers
-import os
 import re
-import tempfile
-import time
 from dataclasses import dataclass
 
 import ipywidgets as W
 
-from wmlib.exercises import progress as _progress
+from wmlib.exercises.progress import record_quiz_answer
 
 QUIZ_ID = re.compile(r"ch\d\d\.quiz(\.[a-z0-9_]+)?")
 """A quiz id: "chNN.quiz", or "chNN.quiz.name" for a chapter with several quizzes."""
@@ -235,7 +231,7 @@ class Quiz(W.VBox):
             message += " " + question.explain
         self._say(i, message, right)
         self._show_score()
-        _record_answer(self.quiz_id, i, len(self._questions), right)
+        record_quiz_answer(self.quiz_id, i, len(self._questions), right)
 
     def _say(self, i: int, message: str, right: bool | None) -> None:
         mark, colour = {True: ("&#10004;", RIGHT), False: ("&#10008;", WRONG), None: ("&#8505;", "#9a6700")}[right]
@@ -249,34 +245,6 @@ class Quiz(W.VBox):
     def __repr__(self) -> str:
         right, total = self.score
         return f"Quiz({self.quiz_id!r}, {total} questions, {right} right)"
-
-
-def _record_answer(quiz_id: str, index: int, total: int, right: bool) -> None:
-    """Store the latest answer to question `index` in the progress file; never raises.
-
-    The entry is {"kind": "quiz", "answers": [true, false, null, ...], "time": unix seconds}: per
-    question, whether its latest answer was right (null: not answered yet).
-    """
-    try:
-        data = _progress.load()
-        entry = data.get(quiz_id)
-        answers = entry.get("answers") if isinstance(entry, dict) else None
-        if not isinstance(answers, list) or len(answers) != total:
-            answers = [None] * total  # new, or the quiz changed its number of questions
-        answers[index] = bool(right)
-        data[quiz_id] = {"kind": "quiz", "answers": answers, "time": round(time.time())}
-        path = _progress.progress_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except Exception:  # recording is a convenience: a quiz never fails because of it
-        pass
 
 
 def quiz(quiz_id: str, questions) -> Quiz:
