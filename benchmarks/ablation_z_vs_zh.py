@@ -27,10 +27,11 @@ from wmlib.agent import (
     controller_rollout_for,
     evaluate_controller,
     load_controller,
-    make_evaluator,
     train_controller,
 )
+from wmlib.checkpoints import read_metadata
 from wmlib.config import CMAESConfig
+from wmlib.evaluators import make_evaluator
 
 VARIANTS = (("z only (V)", "cartpole_zonly", False), ("z and h (V + M)", "cartpole", True))
 
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
             train_steps = result.training_env_steps + result.selection_env_steps
         else:
             controller = load_controller(name)
-            meta = controller.checkpoint_metadata
+            meta = read_metadata(name, "controller")
             gens = meta.get("generations")
             train_steps = meta.get("training_env_steps", 0) + meta.get("selection_env_steps", 0)
         mdnrnn = "cartpole" if use_h else None

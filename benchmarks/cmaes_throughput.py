@@ -26,9 +26,9 @@ import torch
 
 from wmlib.agent import ControllerRollout, controller_rollout_for
 from wmlib.checkpoints import assets_dir, save_checkpoint
-from wmlib.cmaes import ProcessPoolEvaluator, SerialEvaluator
 from wmlib.config import VAEConfig
 from wmlib.controller import LinearController
+from wmlib.evaluators import ProcessPoolEvaluator, SerialEvaluator
 
 
 def untrained_parts(tmp: Path) -> tuple[str, str]:

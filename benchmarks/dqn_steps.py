@@ -3,8 +3,8 @@
     python benchmarks/dqn_steps.py [--seeds 0 1 2] [--steps 60000]
 
 Prints one row per seed: training steps until a greedy evaluation (10 episodes) first averaged at
-least 475, the evaluation steps spent on top, and the wall time. The seed document's figure is
-about 136,645 steps.
+least 475, the evaluation steps spent on top, and the wall time. A common summary of the paper
+claims about 136,645 steps.
 """
 
 import argparse
@@ -30,7 +30,7 @@ def main() -> None:
             solved.append(r.steps_to_solve)
     if solved:
         print(f"median over solved seeds: {statistics.median(solved):,.0f} real steps "
-              f"({len(solved)}/{len(args.seeds)} solved); seed document: ~136,645")
+              f"({len(solved)}/{len(args.seeds)} solved); claimed in a common summary of the paper: ~136,645")
 
 
 if __name__ == "__main__":

@@ -32,12 +32,16 @@ import time
 import numpy as np
 import torch
 
-from wmlib.agent import controller_rollout_for, evaluate_controller, load_controller, make_evaluator
+from wmlib.agent import controller_rollout_for, evaluate_controller, load_controller
 from wmlib.config import CMAESConfig, DreamConfig, PipelineConfig
 from wmlib.controller import controller_config_for
-from wmlib.dream import PRECISIONS, dream_model, dream_rollouts, start_latents, train_controller_in_dream
+from wmlib.dream import start_latents
+from wmlib.dream_training import dream_rollouts, train_controller_in_dream
 from wmlib.envs import make_env
-from wmlib.mdnrnn import encode_episodes, load_mdnrnn, mdn_log_prob
+from wmlib.evaluators import make_evaluator
+from wmlib.latents import encode_episodes
+from wmlib.mdnrnn import load_mdnrnn, mdn_log_prob
+from wmlib.precision import PRECISIONS, dream_model
 from wmlib.rollouts import POLICIES, play_episode
 from wmlib.vae import load_vae
 
@@ -123,9 +127,10 @@ def part3(generations: int, real_episodes: int, seed: int, seeds: int, workers: 
     latents = fresh_latents("cartpole", p.random_episodes, seed + 20_000, None)
     c_config = controller_config_for("cartpole-pixels", m.config.z_dim, m.config.hidden_size)
     rollout = controller_rollout_for("cartpole-pixels", "cartpole", "cartpole")
-    cma = CMAESConfig(population_size=p.cma_population, rollouts_per_candidate=p.cma_rollouts,
-                      sigma0=p.cma_sigma0, generations=generations)
-    print(f"   CMA-ES {p.cma_population} x {p.cma_rollouts} dreams, {generations} generations, CMA-ES seeds "
+    cma = CMAESConfig(population_size=p.cmaes.population_size, rollouts_per_candidate=p.cmaes.rollouts_per_candidate,
+                      sigma0=p.cmaes.sigma0, generations=generations)
+    print(f"   CMA-ES {p.cmaes.population_size} x {p.cmaes.rollouts_per_candidate} dreams, {generations} generations, "
+          f"CMA-ES seeds "
           f"{seed}..{seed + seeds - 1}; {len(latents)} fresh random episodes for the starts and C's input statistics")
     print("| precision | CMA-ES seed | dream steps | dream steps/s | training s | dream score (picked C) "
           "| real score |")
@@ -137,8 +142,8 @@ def part3(generations: int, real_episodes: int, seed: int, seeds: int, workers: 
                 t0 = time.perf_counter()
                 trained = train_controller_in_dream(
                     m, latents, c_config, cma,
-                    DreamConfig(temperature=p.temperature, done_threshold=p.done_threshold,
-                                max_steps=p.dream_max_steps, precision=precision),
+                    DreamConfig(temperature=p.dream.temperature, done_threshold=p.dream.done_threshold,
+                                max_steps=p.dream.max_steps, precision=precision),
                     seed=s, select_episodes=p.select_episodes, progress=False)
                 seconds = time.perf_counter() - t0
                 result = evaluate_controller(real, trained.controller.get_flat_params(), real_episodes,
@@ -157,7 +162,7 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes", type=int, default=100, help="fresh CartPole episodes for part 1 (car: a tenth)")
     ap.add_argument("--car-steps", type=int, default=300, help="steps of each fresh CarRacing episode")
     ap.add_argument("--dreams", type=int, default=4096, help="dreams per cell in part 2")
-    ap.add_argument("--generations", type=int, default=PipelineConfig().cma_generations, help="CMA-ES in part 3")
+    ap.add_argument("--generations", type=int, default=PipelineConfig().cmaes.generations, help="CMA-ES in part 3")
     ap.add_argument("--real-episodes", type=int, default=100, help="real episodes scoring each C in part 3")
     ap.add_argument("--seeds", type=int, default=3, help="CMA-ES seeds per precision in part 3")
     ap.add_argument("--workers", type=int, default=2, help="processes playing the real episodes")

@@ -44,9 +44,11 @@ import torch
 from wmlib.checkpoints import assets_dir
 from wmlib.config import DreamConfig, VAEConfig
 from wmlib.controller import LinearController, controller_config_for
-from wmlib.dream import PRECISIONS, DreamEvaluator, StartLatents, bfloat16_is_fast, dream_rollouts, make_dream
+from wmlib.dream import StartLatents, make_dream
+from wmlib.dream_training import DreamEvaluator, dream_rollouts
 from wmlib.envs import make_env
 from wmlib.mdnrnn import MDNRNN, load_mdnrnn, preset_config
+from wmlib.precision import PRECISIONS, bfloat16_is_fast
 
 
 def model_for(env_name: str) -> tuple[MDNRNN, str]:

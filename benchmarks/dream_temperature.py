@@ -23,9 +23,10 @@ import torch
 from wmlib.agent import EVAL_SEED_START, WorldModelAgent, play_episode
 from wmlib.config import CMAESConfig, DreamConfig
 from wmlib.controller import controller_config_for
-from wmlib.dream import train_controller_in_dream
+from wmlib.dream_training import train_controller_in_dream
 from wmlib.envs import make_env
-from wmlib.mdnrnn import encode_episodes, load_latent_episodes, load_mdnrnn
+from wmlib.latents import encode_episodes, load_latent_episodes
+from wmlib.mdnrnn import load_mdnrnn
 from wmlib.rollouts import play_episode as play_random
 from wmlib.vae import load_vae
 

@@ -31,8 +31,10 @@ import time
 import numpy as np
 import torch
 
+from wmlib.diagnostics import imagination_error
 from wmlib.envs import make_env
-from wmlib.mdnrnn import encode_episodes, evaluate_mdnrnn, imagination_error, load_mdnrnn
+from wmlib.latents import encode_episodes
+from wmlib.mdnrnn import evaluate_mdnrnn, load_mdnrnn
 from wmlib.rollouts import POLICIES, play_episode
 from wmlib.vae import load_vae
 

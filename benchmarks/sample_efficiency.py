@@ -185,7 +185,7 @@ def main(argv=None) -> int:
         print(f"  {method}: reached {len(reached)}/{len(mine)}, median steps to threshold {shown}, "
               f"median final score {statistics.median(r['final_mean'] for r in mine):.1f}, "
               f"median wall time {statistics.median(r['wall_s'] for r in mine):.0f} s")
-    print("  seed document: DQN ~136,645 steps; its simple world model 20,000")
+    print("  claimed in a common summary of the paper: DQN ~136,645 steps; a simple world model 20,000")
     return 0
 
 

@@ -304,7 +304,8 @@ class DQNConfig:
     """A small DQN for CartPole state vectors (chapter 1's model-free baseline).
 
     The defaults follow the well-tuned CartPole-v1 settings of the RL Baselines3 Zoo; they solve
-    CartPole in tens of thousands of steps rather than the seed's 136,645.
+    CartPole in tens of thousands of steps rather than the 136,645 a common
+    summary of the paper claims.
     """
 
     hidden_sizes: tuple[int, ...] = (256, 256)

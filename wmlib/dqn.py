@@ -2,7 +2,7 @@
 
     Q(s, a)  <-  r + gamma * max_a' Q_target(s', a')      (no bootstrap where the episode ended)
 
-This is the seed's starting point: every bit of learning costs a real environment step. The
+This is where the course starts: every bit of learning costs a real environment step. The
 chapter measures how many steps DQN needs to balance CartPole, to set the bar the world model
 has to beat.
 
