@@ -260,7 +260,7 @@ def test_done_threshold_inside_0_1_or_none_is_accepted():
 
 def test_a_bad_choice_names_the_flag(capsys):
     err = refused([*DREAM, "--precision", "float16"], capsys)
-    assert err == "error: --precision: expected one of float32, bfloat16, got 'float16'"
+    assert err == "error: --precision: expected one of float32, bfloat16, auto, got 'float16'"
 
 
 def test_collect_refuses_a_negative_seed_and_zero_steps(tmp_path, capsys):
@@ -327,7 +327,7 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(monkeypatch, caps
     assert cli.main(["train-vae", "--rollouts", "r", "--out", "runs/a/vae"]) == 130
     err = capsys.readouterr().err
     assert err == (f"interrupted: the training state is saved after every finished epoch in "
-                   f"{Path('data/checkpoints/vae')}; run the same command again to resume\n")
+                   f"{Path('data/checkpoints/runs_a_vae')}; run the same command again to resume\n")
     assert cli.main(["train-vae", "--rollouts", "r", "--out", "o", "--work", "w/vae"]) == 130
     assert f"in {Path('w/vae')};" in capsys.readouterr().err
 

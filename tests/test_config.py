@@ -40,7 +40,7 @@ REFUSED = [
     (DreamConfig, "done_threshold", 0.0, "done_threshold must be a number in (0, 1], got 0.0"),
     (DreamConfig, "max_steps", 0, "max_steps must be a positive integer, got 0"),
     (DreamConfig, "reward", "score", "unknown reward 'score'; expected one of auto, survival, model"),
-    (DreamConfig, "precision", "float16", "unknown precision 'float16'; expected one of float32, bfloat16"),
+    (DreamConfig, "precision", "float16", "unknown precision 'float16'; expected one of float32, bfloat16, auto"),
     (DQNConfig, "gamma", 1.5, "gamma must be a number in [0, 1], got 1.5"),
     (DQNConfig, "hidden_sizes", (), "hidden_sizes must name at least one layer, got ()"),
     (DQNConfig, "hidden_sizes", (16, 0), "hidden_sizes must be a positive integer, got 0"),

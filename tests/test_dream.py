@@ -326,8 +326,10 @@ def test_bfloat16_dream_keeps_m_and_c_in_float32_and_follows_the_float32_dream(m
     u, eps = torch.rand(3, Z), torch.randn(3, Z)
     step = dream_step(half, torch.zeros(3, Z), torch.zeros(3, 2), m.initial_state(3), 1.0, u, eps, torch.rand(3))
     assert step.state.h.dtype == torch.bfloat16 and step.z.dtype == torch.float32
+    with pytest.raises(ValueError, match="unknown precision 'float16'; expected one of float32, bfloat16, auto"):
+        DreamConfig(precision="float16")
     with pytest.raises(ValueError, match="unknown precision 'float16'; expected one of float32, bfloat16 or 'auto'"):
-        BatchedDream(m, starts, DreamConfig(precision="float16"))
+        dream_model(m, "float16")  # the library refuses it too, for a caller that skips DreamConfig
 
 
 @pytest.mark.parametrize("bfloat16_seconds, fast", [(1e-3, True), (3e-3, False)])
