@@ -296,13 +296,13 @@ def test_shipped_controller_fits_the_shipped_v_and_m_and_records_its_command(nam
     assert meta["evaluation"]["episodes"] == 100
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_shipped_controller_balances_from_pixels():
     """The chapter-4 claim, on a few fresh episodes (the full 100-episode score is in its JSON)."""
     from wmlib.agent import load_controller
     from wmlib.mdnrnn import load_mdnrnn
     from wmlib.vae import load_vae
 
-    torch.set_num_threads(1)
     c = load_controller("cartpole")
     env = make_env("cartpole-pixels")
     agent = WorldModelAgent(load_vae("cartpole"), load_mdnrnn("cartpole"), c, env.action_space)

@@ -12,13 +12,12 @@ from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from wmlib.checkpoints import CheckpointError, read_unit, save_checkpoint
 from wmlib.config import MDNRNNConfig
-from wmlib.diagnostics import imagination_error, imagine, memory_states
+from wmlib.diagnostics import evaluate_mdnrnn, held_out_scores, imagination_error, imagine, memory_states
 from wmlib.envs import make_env
 from wmlib.latents import cut_windows, encode_episodes, load_latent_episodes
 from wmlib.mdnrnn import (
     MDNRNN,
     LSTMState,
-    evaluate_mdnrnn,
     load_mdnrnn,
     mdn_log_prob,
     mdn_nll,
@@ -344,7 +343,6 @@ def test_done_head_predicts_the_pole_falling_better_than_the_base_rate():
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):
-    torch.set_num_threads(1)
     episodes = _pole_episodes(40, 2)
     whole = train_mdnrnn(episodes, POLE, epochs=3, seed=5, progress=False).model
     stem = tmp_path / "m"
@@ -359,8 +357,18 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
                      progress=False)
 
 
+def test_validate_scores_join_the_history_under_val_names():
+    train, val = _pole_episodes(12, 3), _pole_episodes(4, 4)
+    result = train_mdnrnn(train, POLE, epochs=2, seed=6, validate=held_out_scores(val, seed=6), progress=False)
+    last = result.history[-1]
+    assert {k for k in last if k.startswith("val_")} == {"val_nll", "val_done_bce", "val_done_base_bce"}
+    # the scores of the model as it was after the last epoch, on the held-out episodes with that seed
+    full = evaluate_mdnrnn(result.model, val, seed=6)
+    assert last["val_nll"] == full["nll"] and last["val_done_bce"] == full["done_bce"]
+    assert "val_nll" not in train_mdnrnn(train, POLE, epochs=1, seed=6, progress=False).history[0]
+
+
 def test_resume_refuses_other_data_unless_asked(tmp_path):
-    torch.set_num_threads(1)
     stem = tmp_path / "m"
     train_mdnrnn(_pole_episodes(20, 1), POLE, epochs=1, seed=5, checkpoint=stem, progress=False)
     other = _pole_episodes(20, 2)

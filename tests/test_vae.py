@@ -156,8 +156,8 @@ SMALL = VAEConfig(z_dim=4, batch_size=16, learning_rate=1e-3)
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
 def test_loss_decreases_on_a_tiny_data_set(tmp_path):
-    torch.set_num_threads(1)
     data = _tiny_rollouts(tmp_path / "data")
     result = train_vae(data, SMALL, epochs=4, seed=0, progress=False)
     losses = [h["loss"] for h in result.history]
@@ -167,8 +167,8 @@ def test_loss_decreases_on_a_tiny_data_set(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
 def test_interrupted_training_resumes_exactly(tmp_path):
-    torch.set_num_threads(1)
     data = _tiny_rollouts(tmp_path / "data")
     straight = train_vae(data, SMALL, epochs=2, seed=3, progress=False, max_frames_per_epoch=32)
     stem = tmp_path / "ckpt" / "v"

@@ -8,11 +8,11 @@ The JSON is the commit point: written last, atomically (a temporary file renamed
 it records the sha256 of the tensors it covers, so weights changed after it (a run killed between
 the two writes) are refused on load. Shipped files older than the hashes load as they are.
 
-Training commits a *work unit* every epoch (`save_training`): the weights and the optimizer's state,
-each in a file named after its hash (STEM.weights-<sha>.safetensors, STEM.optimizer-<sha>...), then
-STEM.json naming both. No file is rewritten in place, so a kill at any moment leaves the last unit
-whole; the files a new JSON no longer names are deleted after it. `resume_training` continues a unit
-only when it is this run's own work (same config, seed, settings and data; at most the epochs asked).
+A *work unit* (`write_unit`) is several tensor files, each named after its hash
+(STEM.weights-<sha>.safetensors, STEM.optimizer-<sha>...), then STEM.json naming them. No file is
+rewritten in place, so a kill at any moment leaves the last unit whole; the files a new JSON no longer
+names are deleted after it. Training commits one every epoch and resumes only its own
+(`wmlib.resume`); CMA-ES commits its search state the same way.
 
 Errors are `CheckpointError`s naming the file; for a shipped name they add the command that rebuilds
 it, from the code's table (`wmlib.tasks`), never from the file.
@@ -43,7 +43,6 @@ from safetensors.torch import save as safetensors_bytes
 from wmlib.tasks import ShippedCheckpoint, shipped_checkpoint
 
 M = TypeVar("M", bound=torch.nn.Module)
-_ELSEWHERE = "delete it, or choose another checkpoint path (--work on the command line)"
 
 
 class CheckpointError(RuntimeError):
@@ -122,6 +121,12 @@ def _stem(stem: str | os.PathLike) -> Path:
     return stem.with_suffix("") if stem.suffix in {".safetensors", ".json"} else stem
 
 
+def json_file(stem: str | os.PathLike) -> Path:
+    """STEM.json, the file whose existence says a checkpoint or work unit is there (a .json or .safetensors
+    suffix on `stem` is dropped)."""
+    return _sibling(_stem(stem), ".json")
+
+
 def _sibling(stem: Path, suffix: str) -> Path:
     return stem.with_name(stem.name + suffix)  # not with_suffix: a stem may hold dots ("v1.5")
 
@@ -174,7 +179,7 @@ def _tensor_files(data: dict, stem: Path, json_path: Path) -> dict[str, Path]:
     return out
 
 
-def _load_tensors(path: Path, expected: dict[str, torch.Tensor] | None = None, *, what: str = "checkpoint weights",
+def load_tensors(path: Path, expected: dict[str, torch.Tensor] | None = None, *, what: str = "checkpoint weights",
                   fit: str = "the model") -> dict[str, torch.Tensor]:
     """Read a safetensors file, refusing damage, non-finite values and (with `expected`) other names or shapes,
     which are compared in the file's header before any tensor is read.
@@ -241,7 +246,8 @@ def _build_config(config_class: type, data: dict, json_path: Path):
         raise CheckpointError(f"{json_path}: {config_class.__name__} refuses its config ({exc})") from exc
 
 
-def _describe(model: torch.nn.Module, config: Any) -> dict:
+def describe(model: torch.nn.Module, config: Any) -> dict:
+    """The JSON's description of a model: {kind (its class name), config_class, config (as a dict)}."""
     return {"kind": type(model).__name__, "config_class": type(config).__name__, "config": dataclasses.asdict(config)}
 
 
@@ -255,6 +261,29 @@ def _metadata(data: dict, json_path: Path) -> dict:
 def _check_kind(data: dict, model_class: type, json_path: Path) -> None:
     if data.get("kind") != model_class.__name__:
         raise CheckpointError(f"{json_path} holds a {data.get('kind')!r:.40}, not a {model_class.__name__}")
+
+
+class Described(NamedTuple):
+    """STEM.json, checked to describe a model of the expected class and a valid config (`read_described`)."""
+
+    stem: Path
+    json_path: Path
+    data: dict
+    config: Any
+    metadata: dict
+
+    def tensor_files(self) -> dict[str, Path]:
+        """role -> path of each tensor file the JSON covers, each verified against its recorded sha256."""
+        return _tensor_files(self.data, self.stem, self.json_path)
+
+
+def read_described(stem: str | os.PathLike, model_class: type, config_class: type) -> Described:
+    """Read STEM.json and check, in this order, that it holds a `model_class` and a valid `config_class`
+    config (field names and types) and metadata object. Its tensor files are verified only when asked."""
+    stem, json_path, data = _open(stem)
+    _check_kind(data, model_class, json_path)
+    config = _build_config(config_class, data, json_path)
+    return Described(stem, json_path, data, config, _metadata(data, json_path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +311,7 @@ def save_checkpoint(model: torch.nn.Module, config: Any, stem: str | os.PathLike
     weights_path, json_path = _sibling(stem, ".safetensors"), _sibling(stem, ".json")
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     digest = save_tensors(weights_path, state)
-    save_json(json_path, {**_describe(model, config), "metadata": metadata or {}, "weights_sha256": digest})
+    save_json(json_path, {**describe(model, config), "metadata": metadata or {}, "weights_sha256": digest})
     return weights_path, json_path
 
 
@@ -294,11 +323,9 @@ def load_checkpoint(model_class: type[M], config_class: type, stem: str | os.Pat
     sha256 (when recorded) and their shapes against the model the config describes. Then the
     values must be finite. Any failure is a CheckpointError naming the file.
     """
-    stem, json_path, data = _open(stem)
-    _check_kind(data, model_class, json_path)
-    config = _build_config(config_class, data, json_path)
-    metadata = _metadata(data, json_path)
-    weights_path = _tensor_files(data, stem, json_path).get("weights")
+    described = read_described(stem, model_class, config_class)
+    json_path, config = described.json_path, described.config
+    weights_path = described.tensor_files().get("weights")
     if weights_path is None:
         raise CheckpointError(f"{json_path} names no weights file (expected files['weights'])")
     try:
@@ -306,11 +333,11 @@ def load_checkpoint(model_class: type[M], config_class: type, stem: str | os.Pat
             skeleton = model_class(config).state_dict()
     except (ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{json_path}: {model_class.__name__} cannot be built from its config ({exc})") from exc
-    state = _load_tensors(weights_path, skeleton, fit=f"{model_class.__name__}({config}) as {json_path} describes it")
+    state = load_tensors(weights_path, skeleton, fit=f"{model_class.__name__}({config}) as {json_path} describes it")
     model = model_class(config)
     expected = model.state_dict()
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
-    return Checkpoint(model.to(device).eval(), metadata)
+    return Checkpoint(model.to(device).eval(), described.metadata)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,84 +441,3 @@ def read_unit(stem: str | os.PathLike) -> Unit:
     """The work unit committed at STEM, its tensor files verified against their sha256."""
     stem, json_path, data = _open(stem)
     return Unit(data, _tensor_files(data, stem, json_path))
-
-
-def save_training(stem: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Any,
-                  *, run: dict, metadata: dict) -> Path:
-    """Commit the model's weights (float32), the optimizer's state and the JSON as one work unit.
-
-    run:      what makes this run this run (seed, data_fingerprint, settings); `resume_training` compares it
-    metadata: JSON-able, with "history": one entry per finished epoch
-    """
-    optimizer_state = {f"{i}.{key}": torch.as_tensor(value)
-                       for i, state in optimizer.state_dict()["state"].items() for key, value in state.items()}
-    manifest = {**_describe(model, config), "metadata": metadata, "run": run}
-    return write_unit(stem, {"weights": model.state_dict(), "optimizer": optimizer_state}, manifest)
-
-
-def resume_training(stem: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Any,
-                    *, run: dict, target: int, continue_on_new_data: bool = False) -> list[dict]:
-    """Load the work unit at STEM into `model` and `optimizer` if it is this run's own; return its history.
-
-    No JSON at STEM: [] (a fresh start). A unit continues when its config equals `config`, its `run`
-    equals `run` and it holds at most `target` epochs (5 epochs resumed to 8 continue; asked for 3, refused).
-    continue_on_new_data: the data fingerprint may differ, and a finished checkpoint (no optimizer state)
-    is a warm start (its weights and history, a fresh optimizer). Anything else raises a CheckpointError
-    saying what differs; nothing is deleted, so no run's work is lost without a word.
-    """
-    if not _sibling(_stem(stem), ".json").is_file():
-        return []
-    stem, json_path, data = _open(stem)
-    _check_kind(data, type(model), json_path)
-    saved_config = _build_config(type(config), data, json_path)
-    if saved_config != config:
-        raise CheckpointError(f"{json_path} was trained with {saved_config}, not {config}; {_ELSEWHERE}")
-    history = _metadata(data, json_path).get("history", [])
-    if not isinstance(history, list):
-        raise CheckpointError(f"{json_path}: metadata 'history' must be a list (one entry per epoch)")
-    files = _tensor_files(data, stem, json_path)
-    if "optimizer" in files:
-        _check_same_run(data.get("run"), run, json_path, continue_on_new_data)
-    elif not continue_on_new_data:
-        raise CheckpointError(f"{json_path} is a finished checkpoint or one from an older wmlib (no optimizer "
-                              "state): training does not resume from it; " + _ELSEWHERE)
-    if len(history) > target:
-        raise CheckpointError(f"{json_path} holds {len(history)} finished epochs, more than the {target} asked "
-                              f"for: ask for at least {len(history)} to continue it, or " + _ELSEWHERE)
-    model.load_state_dict(_load_tensors(files["weights"], model.state_dict(), fit=f"{type(model).__name__}({config})"))
-    if "optimizer" in files:
-        _load_optimizer(files["optimizer"], optimizer)
-    return history
-
-
-def _check_same_run(saved: Any, run: dict, json_path: Path, continue_on_new_data: bool) -> None:
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"{json_path}: 'run' must be an object (seed, data fingerprint, settings)")
-    keys = [k for k in sorted(set(saved) | set(run)) if not (continue_on_new_data and k == "data_fingerprint")]
-    differ = [k for k in keys if saved.get(k) != run.get(k)]
-    if differ == ["data_fingerprint"]:
-        raise CheckpointError(f"{json_path} holds a run on other data (fingerprint {saved.get('data_fingerprint')}, "
-                              f"these data {run.get('data_fingerprint')}); " + _ELSEWHERE)
-    if differ:
-        was = ", ".join(f"{k} {saved.get(k)!r}" for k in differ)
-        now = ", ".join(f"{k} {run.get(k)!r}" for k in differ)
-        raise CheckpointError(f"{json_path} holds another run ({was}; this run: {now}): a run resumes only its own "
-                              "work; " + _ELSEWHERE)
-
-
-def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
-    """Restore the per-parameter state written by `save_training` ("<index>.<key>" tensors)."""
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    state: dict[int, dict] = {}
-    for name, value in _load_tensors(path, what="optimizer state").items():
-        index, _, key = name.partition(".")
-        if not (index.isdigit() and int(index) < len(params) and key):
-            raise CheckpointError(f"optimizer state {path}: entry {name!r} names none of the {len(params)} parameters")
-        if value.dim() > 0 and value.shape != params[int(index)].shape:
-            raise CheckpointError(f"optimizer state {path}: {name} has shape {tuple(value.shape)}, its parameter "
-                                  f"{tuple(params[int(index)].shape)}")
-        state.setdefault(int(index), {})[key] = value
-    try:
-        optimizer.load_state_dict({**optimizer.state_dict(), "state": state})
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"optimizer state {path} does not fit the optimizer ({exc})") from exc

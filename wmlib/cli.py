@@ -32,6 +32,7 @@ from wmlib import cli_agent
 from wmlib.checkpoints import save_checkpoint
 from wmlib.cli_agent import agent_worlds, use_threads, work_stem
 from wmlib.config import DQNConfig, MDNRNNConfig, SettingError, VAEConfig
+from wmlib.diagnostics import held_out_scores
 from wmlib.dqn import train_dqn
 from wmlib.envs import ENV_NAMES
 from wmlib.flags import Command, build_parser, run_command
@@ -220,10 +221,12 @@ def _train_mdnrnn(args: TrainMDNRNNArgs, cmd: str) -> int:
     epochs = args.epochs or world_spec(args.env).m_epochs
     split = len(files) - args.val_episodes
     train = load_latent_episodes(files[:split], config.action_dim)
-    val = load_latent_episodes(files[split:], config.action_dim) if args.val_episodes else None
+    validate = None  # the last files, held out: their scores join the history every epoch
+    if args.val_episodes:
+        validate = held_out_scores(load_latent_episodes(files[split:], config.action_dim), seed=args.seed)
     meta = {"command": cmd, "latents": str(args.latents), "train_episodes": split,
             "val_episodes": args.val_episodes, "torch": torch.__version__}
-    result = train_mdnrnn(train, config, epochs=epochs, seed=args.seed, val_episodes=val,
+    result = train_mdnrnn(train, config, epochs=epochs, seed=args.seed, validate=validate,
                           checkpoint=work_stem(args.work, args.out), metadata=meta)
     model = MDNRNN(config)
     model.load_state_dict({k: v.cpu() for k, v in result.model.state_dict().items()})

@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import cma
 import numpy as np
@@ -44,7 +43,7 @@ import torch
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from wmlib.checkpoints import CheckpointError, read_unit, write_unit
+from wmlib.checkpoints import CheckpointError, json_file, read_unit, write_unit
 from wmlib.config import CMAESConfig
 from wmlib.evaluators import Evaluator
 
@@ -188,12 +187,6 @@ class CMAResult:
         return int(self.history[-1]["total_env_steps"]) if self.history else 0
 
 
-def _checkpoint_paths(stem) -> tuple[Path, Path]:
-    """(the stem, its JSON). The JSON is written last and names the tensor file: the checkpoint exists if it does."""
-    stem = Path(stem)
-    return stem, stem.with_name(stem.name + ".json")
-
-
 def save_es_checkpoint(stem, es: CMAES, result: CMAResult, config: CMAESConfig, seed: int) -> None:
     """Commit the search state (mean, covariance, best_params) and STEM.json (the rest) as one unit."""
     write_unit(stem, {"state": {
@@ -219,7 +212,7 @@ _ES_FIELDS = {"dimension": int, "sigma": float, "best_fitness": float, "config":
 
 def load_es_checkpoint(stem) -> tuple[dict, dict[str, np.ndarray]]:
     """(the JSON dict, {"mean", "covariance", "best_params"} arrays); CheckpointError naming the file if unreadable."""
-    json_path = _checkpoint_paths(stem)[1]
+    json_path = json_file(stem)
     try:
         unit = read_unit(stem)
         meta = unit.manifest
@@ -239,6 +232,42 @@ def load_es_checkpoint(stem) -> tuple[dict, dict[str, np.ndarray]]:
         raise CheckpointError(f"cannot read the CMA-ES checkpoint {json_path}: its state tensors are not finite "
                               f"arrays of shapes {shapes}")
     return meta, arrays
+
+
+def _resume(checkpoint, dimension: int, config: CMAESConfig, seed: int,
+            rng: np.random.Generator) -> tuple[CMAES, CMAResult]:
+    """The search and result saved at `checkpoint`, with `rng` set back to its saved state; a CheckpointError
+    unless it was made for this dimension, seed and config (the number of generations may differ)."""
+    meta, arrays = load_es_checkpoint(checkpoint)
+    same = {k: v for k, v in asdict(config).items() if k != "generations"}  # a run may be extended
+    saved = {k: v for k, v in meta["config"].items() if k != "generations"}
+    if meta["dimension"] != dimension or saved != same or meta["seed"] != seed:
+        raise CheckpointError(
+            f"the CMA-ES checkpoint {checkpoint} was made for dimension {meta['dimension']}, seed "
+            f"{meta['seed']} and config {meta['config']}, not for {dimension}, {seed} and "
+            f"{asdict(config)}; delete it to start over")
+    es = CMAES(arrays["mean"], meta["sigma"], config.population_size, rng,
+               rank_shaping=config.rank_shaping, covariance=arrays["covariance"])
+    rng.bit_generator.state = meta["rng_state"]
+    result = CMAResult(best_params=arrays["best_params"], best_fitness=float(meta["best_fitness"]),
+                       mean=es.mean, sigma=es.sigma, history=list(meta["history"]))
+    return es, result
+
+
+def _generation_record(gen: int, fitness: np.ndarray, sigma: float, steps: int, history: list[dict],
+                       wall_s: float) -> dict:
+    """One entry of CMAResult.history (see there); `history` is the list so far, for the running step count."""
+    return {
+        "generation": gen + 1,
+        "best": float(fitness.max()),
+        "mean": float(fitness.mean()),
+        "std": float(fitness.std()),
+        "worst": float(fitness.min()),
+        "sigma": sigma,
+        "env_steps": steps,
+        "total_env_steps": steps + (history[-1]["total_env_steps"] if history else 0),
+        "wall_s": wall_s,
+    }
 
 
 def train_cmaes(
@@ -279,20 +308,8 @@ def train_cmaes(
     es = CMAES(x0, config.sigma0, config.population_size, rng, rank_shaping=config.rank_shaping)
     result = CMAResult(best_params=x0.copy(), best_fitness=-np.inf, mean=es.mean, sigma=es.sigma)
 
-    if checkpoint is not None and _checkpoint_paths(checkpoint)[1].exists():
-        meta, arrays = load_es_checkpoint(checkpoint)
-        same = {k: v for k, v in asdict(config).items() if k != "generations"}  # a run may be extended
-        saved = {k: v for k, v in meta["config"].items() if k != "generations"}
-        if meta["dimension"] != len(x0) or saved != same or meta["seed"] != seed:
-            raise CheckpointError(
-                f"the CMA-ES checkpoint {checkpoint} was made for dimension {meta['dimension']}, seed "
-                f"{meta['seed']} and config {meta['config']}, not for {len(x0)}, {seed} and "
-                f"{asdict(config)}; delete it to start over")
-        es = CMAES(arrays["mean"], meta["sigma"], config.population_size, rng,
-                   rank_shaping=config.rank_shaping, covariance=arrays["covariance"])
-        rng.bit_generator.state = meta["rng_state"]
-        result = CMAResult(best_params=arrays["best_params"], best_fitness=float(meta["best_fitness"]),
-                           mean=es.mean, sigma=es.sigma, history=list(meta["history"]))
+    if checkpoint is not None and json_file(checkpoint).exists():
+        es, result = _resume(checkpoint, len(x0), config, seed, rng)
 
     start = time.perf_counter() - (result.history[-1]["wall_s"] if result.history else 0.0)
     bar = tqdm(range(len(result.history), total_generations), desc=desc, unit="gen", disable=not progress,
@@ -309,18 +326,8 @@ def train_cmaes(
         i_best = int(np.argmax(fitness))
         if fitness[i_best] > result.best_fitness:
             result.best_fitness, result.best_params = float(fitness[i_best]), solutions[i_best].copy()
-        steps = int(evaluation.steps.sum())
-        result.history.append({
-            "generation": gen + 1,
-            "best": float(fitness.max()),
-            "mean": float(fitness.mean()),
-            "std": float(fitness.std()),
-            "worst": float(fitness.min()),
-            "sigma": es.sigma,
-            "env_steps": steps,
-            "total_env_steps": steps + (result.history[-1]["total_env_steps"] if result.history else 0),
-            "wall_s": time.perf_counter() - start,
-        })
+        result.history.append(_generation_record(gen, fitness, es.sigma, int(evaluation.steps.sum()), result.history,
+                                                 time.perf_counter() - start))
         result.mean, result.sigma = es.mean, es.sigma
         bar.set_postfix(best=f"{fitness.max():.1f}", mean=f"{fitness.mean():.1f}", sigma=f"{es.sigma:.3g}")
         if checkpoint is not None:

@@ -4,21 +4,23 @@
     imagine(m, z0, actions, state)      M runs on its own samples, replaying given actions (open loop)
     imagination_error(m, episodes, n)   imagined latents (and frames) against the real ones, by horizon,
                                         beside the baseline "nothing changes"
-
-M's held-out likelihood (`wmlib.mdnrnn.evaluate_mdnrnn`) stays with its training, which reports it
-every epoch.
+    evaluate_mdnrnn(m, episodes)        held-out likelihood of real sequences, and the done head's scores
+    held_out_scores(episodes)           for train_mdnrnn(validate=...): the scores reported every epoch
 
 Introduced in: course/03_memory.ipynb
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
-from wmlib.mdnrnn import MDNRNN, LSTMState, mdn_sample
+from wmlib.latents import batch_tensors, cut_windows, sample_latents
+from wmlib.mdnrnn import MDNRNN, LSTMState, mdn_log_prob, mdn_sample, teacher_forcing_pairs
 
 
 @torch.no_grad()
@@ -148,3 +150,73 @@ def imagination_error(model: MDNRNN, episodes: Sequence[dict[str, np.ndarray]], 
         skipped = np.setdiff1d(np.arange(horizon), frame_idx)
         result["frame_mse"][skipped] = result["copy_frame_mse"][skipped] = np.nan
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out likelihood
+# ---------------------------------------------------------------------------------------------
+
+
+def _done_scores(logit: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
+    """The done head's scores from its logits (n,) and the real ends (n,) 0/1."""
+    rate = float(label.mean())
+    base = min(max(rate, 1e-6), 1 - 1e-6)
+    predicted = logit > 0
+    return {
+        "done_bce": float(F.binary_cross_entropy_with_logits(logit, label)),
+        "done_base_bce": float(-(rate * math.log(base) + (1 - rate) * math.log(1 - base))),
+        "done_base_rate": rate,
+        "done_accuracy": float((predicted == label.bool()).float().mean()),
+        "done_recall": float(predicted[label.bool()].float().mean()) if label.sum() > 0 else float("nan"),
+        "done_precision": float(label[predicted].mean()) if predicted.any() else float("nan"),
+    }
+
+
+@torch.no_grad()
+def evaluate_mdnrnn(model: MDNRNN, episodes: Sequence[dict[str, np.ndarray]], *, seq_len: int | None = None,
+                    batch_size: int = 64, seed: int = 0) -> dict[str, float]:
+    """Held-out scores of M, teacher-forced over whole windows (z resampled from mu, logvar with `seed`).
+
+    Returns {"nll": nats per latent dim and step, "transitions", and with a done head "done_bce",
+    "done_base_bce" (the BCE of always predicting the base rate of `done`), "done_base_rate",
+    "done_accuracy", "done_recall" (fraction of real ends predicted with p > 0.5), "done_precision";
+    with a reward head "reward_mse"}.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    windows = cut_windows(episodes, seq_len or model.config.sequence_length)
+    g = torch.Generator().manual_seed(seed)
+    nll = reward_se = 0.0
+    logits, labels = [], []
+    n = 0
+    for i in range(0, len(windows["mask"]), batch_size):
+        b = batch_tensors(windows, np.arange(i, min(i + batch_size, len(windows["mask"]))), device)
+        z = sample_latents(b["mu"], b["logvar"], g)
+        inputs, targets = teacher_forcing_pairs(z, b["actions"])
+        out = model(inputs[..., : model.config.z_dim], inputs[..., model.config.z_dim :])
+        m = b["mask"]
+        log_p = mdn_log_prob(out.log_pi[m], out.mu[m], out.log_sigma[m], targets[m])  # (count, Z)
+        nll += float(-log_p.mean(-1).sum())
+        if out.reward is not None:
+            reward_se += float(((out.reward[m] - b["rewards"][m]) ** 2).sum())
+        if out.done_logit is not None:
+            logits.append(out.done_logit[m].cpu())
+            labels.append(b["terminated"][m].float().cpu())
+        n += int(m.sum())
+    result = {"nll": nll / n, "transitions": n}
+    if model.config.predict_reward:
+        result["reward_mse"] = reward_se / n
+    if logits:
+        result.update(_done_scores(torch.cat(logits), torch.cat(labels)))
+    return result
+
+
+def held_out_scores(episodes: Sequence[dict[str, np.ndarray]], *, seed: int = 0) -> Callable[[MDNRNN], dict]:
+    """For `train_mdnrnn(validate=...)`: M's held-out "nll" on `episodes` after every epoch, and the heads'
+    "done_bce", "done_base_bce" and "reward_mse" where M has them (see `evaluate_mdnrnn`)."""
+    kept = ("nll", "done_bce", "done_base_bce", "reward_mse")
+
+    def scores(model: MDNRNN) -> dict[str, float]:
+        return {k: v for k, v in evaluate_mdnrnn(model, episodes, seed=seed).items() if k in kept}
+
+    return scores

@@ -145,6 +145,30 @@ def train_dqn(
         torch.set_num_threads(threads)
 
 
+def _explore_or_exploit(q: QNetwork, s: np.ndarray, warming_up: bool, epsilon: float, rng: np.random.Generator,
+                        n_actions: int) -> int:
+    """A random action while warming up or with probability epsilon (rng drawn only after warm-up), else argmax Q."""
+    if warming_up or rng.random() < epsilon:
+        return int(rng.integers(n_actions))
+    with torch.no_grad():
+        return int(q(torch.as_tensor(s, dtype=torch.float32)[None]).argmax(1))
+
+
+def _gradient_phase(q: QNetwork, q_target: QNetwork, optimiser: torch.optim.Optimizer, buffer: ReplayBuffer,
+                    rng: np.random.Generator, config: DQNConfig, target_fn: Callable) -> None:
+    """config.gradient_steps Huber-loss steps on replayed batches, against the (fixed) target network."""
+    for _ in range(config.gradient_steps):
+        states, actions, rewards, next_states, dones = buffer.sample(config.batch_size, rng)
+        with torch.no_grad():
+            targets = target_fn(rewards, q_target(next_states), dones, config.gamma)
+        q_taken = q(states).gather(1, actions[:, None]).squeeze(1)
+        loss = nn.functional.smooth_l1_loss(q_taken, targets)
+        optimiser.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(q.parameters(), config.max_grad_norm)
+        optimiser.step()
+
+
 def _train_dqn(env_name, config, max_steps, seed, target_fn, eval_every, eval_episodes, solved_return,
                stop_when_solved, progress) -> DQNResult:
     from wmlib.envs import make_env
@@ -170,11 +194,7 @@ def _train_dqn(env_name, config, max_steps, seed, target_fn, eval_every, eval_ep
                mininterval=0.5)
     for step in bar:
         epsilon = max(config.exploration_final_eps, 1.0 - (1.0 - config.exploration_final_eps) * step / decay_steps)
-        if step <= config.learning_starts or rng.random() < epsilon:
-            a = int(rng.integers(n_actions))
-        else:
-            with torch.no_grad():
-                a = int(q(torch.as_tensor(s, dtype=torch.float32)[None]).argmax(1))
+        a = _explore_or_exploit(q, s, step <= config.learning_starts, epsilon, rng, n_actions)
         s_next, r, term, trunc, _ = env.step(a)
         buffer.add(s, a, r, s_next, float(term))  # a time-limit cut is not a terminal state
         episode_return += r
@@ -185,16 +205,7 @@ def _train_dqn(env_name, config, max_steps, seed, target_fn, eval_every, eval_ep
             episode_return = 0.0
 
         if step > config.learning_starts and step % config.train_freq == 0:
-            for _ in range(config.gradient_steps):
-                states, actions, rewards, next_states, dones = buffer.sample(config.batch_size, rng)
-                with torch.no_grad():
-                    targets = target_fn(rewards, q_target(next_states), dones, config.gamma)
-                q_taken = q(states).gather(1, actions[:, None]).squeeze(1)
-                loss = nn.functional.smooth_l1_loss(q_taken, targets)
-                optimiser.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(q.parameters(), config.max_grad_norm)
-                optimiser.step()
+            _gradient_phase(q, q_target, optimiser, buffer, rng, config, target_fn)
         # As in Stable-Baselines3, the interval counts environment steps: with train_freq 256 the
         # target network stays fixed through each phase of gradient steps and is refreshed after it.
         if step % config.target_update_interval == 0:

@@ -30,7 +30,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -39,9 +38,10 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from wmlib.checkpoints import data_fingerprint, load_named, read_metadata, resume_training, save_training
+from wmlib.checkpoints import data_fingerprint, load_named, read_metadata
 from wmlib.config import MDNRNNConfig, default_device
 from wmlib.latents import batch_tensors, cut_windows, load_latent_episodes, sample_latents
+from wmlib.resume import resume_training, save_training
 from wmlib.tasks import world_spec
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -308,60 +308,6 @@ def mdnrnn_loss(out: MDNOutput, target_z: torch.Tensor, mask: torch.Tensor,
     return {"loss": loss, **parts}
 
 
-def _done_scores(logit: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
-    """The done head's scores from its logits (n,) and the real ends (n,) 0/1."""
-    rate = float(label.mean())
-    base = min(max(rate, 1e-6), 1 - 1e-6)
-    predicted = logit > 0
-    return {
-        "done_bce": float(F.binary_cross_entropy_with_logits(logit, label)),
-        "done_base_bce": float(-(rate * math.log(base) + (1 - rate) * math.log(1 - base))),
-        "done_base_rate": rate,
-        "done_accuracy": float((predicted == label.bool()).float().mean()),
-        "done_recall": float(predicted[label.bool()].float().mean()) if label.sum() > 0 else float("nan"),
-        "done_precision": float(label[predicted].mean()) if predicted.any() else float("nan"),
-    }
-
-
-@torch.no_grad()
-def evaluate_mdnrnn(model: MDNRNN, episodes: Sequence[dict[str, np.ndarray]], *, seq_len: int | None = None,
-                    batch_size: int = 64, seed: int = 0) -> dict[str, float]:
-    """Held-out scores of M, teacher-forced over whole windows (z resampled from mu, logvar with `seed`).
-
-    Returns {"nll": nats per latent dim and step, "transitions", and with a done head "done_bce",
-    "done_base_bce" (the BCE of always predicting the base rate of `done`), "done_base_rate",
-    "done_accuracy", "done_recall" (fraction of real ends predicted with p > 0.5), "done_precision";
-    with a reward head "reward_mse"}.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    windows = cut_windows(episodes, seq_len or model.config.sequence_length)
-    g = torch.Generator().manual_seed(seed)
-    nll = reward_se = 0.0
-    logits, labels = [], []
-    n = 0
-    for i in range(0, len(windows["mask"]), batch_size):
-        b = batch_tensors(windows, np.arange(i, min(i + batch_size, len(windows["mask"]))), device)
-        z = sample_latents(b["mu"], b["logvar"], g)
-        inputs, targets = teacher_forcing_pairs(z, b["actions"])
-        out = model(inputs[..., : model.config.z_dim], inputs[..., model.config.z_dim :])
-        m = b["mask"]
-        log_p = mdn_log_prob(out.log_pi[m], out.mu[m], out.log_sigma[m], targets[m])  # (count, Z)
-        nll += float(-log_p.mean(-1).sum())
-        if out.reward is not None:
-            reward_se += float(((out.reward[m] - b["rewards"][m]) ** 2).sum())
-        if out.done_logit is not None:
-            logits.append(out.done_logit[m].cpu())
-            labels.append(b["terminated"][m].float().cpu())
-        n += int(m.sum())
-    result = {"nll": nll / n, "transitions": n}
-    if model.config.predict_reward:
-        result["reward_mse"] = reward_se / n
-    if logits:
-        result.update(_done_scores(torch.cat(logits), torch.cat(labels)))
-    return result
-
-
 def _train_epoch(model: MDNRNN, optimizer: torch.optim.Optimizer, windows: dict[str, np.ndarray],
                  order: np.ndarray, bar: tqdm, noise: torch.Generator, config: MDNRNNConfig,
                  nll_fn: Callable, pairs_fn: Callable, device: torch.device) -> dict[str, float]:
@@ -395,7 +341,7 @@ class MDNTrainResult(NamedTuple):
     """What `train_mdnrnn` returns: the model (eval mode) and one history dict per epoch.
 
     history: {"epoch", "loss", "nll", ["reward_mse"], ["done_bce"], "transitions", "seconds",
-              and with validation episodes "val_nll", ["val_done_bce", "val_done_base_bce"]}
+              and with `validate` its scores with a "val_" prefix}
     """
 
     model: MDNRNN
@@ -409,7 +355,7 @@ def train_mdnrnn(
     *,
     epochs: int = 1,
     seed: int = 0,
-    val_episodes: Sequence[dict] | None = None,
+    validate: Callable[[MDNRNN], dict[str, float]] | None = None,
     checkpoint: str | os.PathLike | None = None,
     metadata: dict | None = None,
     nll_fn: Callable = mdn_nll,
@@ -422,13 +368,15 @@ def train_mdnrnn(
 
     episodes:   a directory or files of encoded episodes, or episodes from `load_latent_episodes`
     checkpoint: a path stem; after every epoch the weights, Adam's state and the metadata are committed
-                as one unit (wmlib.checkpoints.save_training), and a run that finds its own unit there
+                as one unit (wmlib.resume.save_training), and a run that finds its own unit there
                 (same config, seed and episodes, at most `epochs` epochs) resumes after its last finished
                 epoch (`epochs` is the total). Data order and noise depend only on (seed, epoch), so a
                 resumed run matches an uninterrupted one. Any other unit there is refused (a re-run after
                 re-collecting must not silently resume a stale model), except that continue_on_new_data=True
                 allows other episodes, and a finished checkpoint as a warm start: the iterative pipeline
                 continues M on old + new episodes every round on purpose.
+    validate:   called with the model after every epoch; its scores join the epoch's record as "val_<name>"
+                (the CLI passes wmlib.diagnostics.held_out_scores(held-out episodes))
     nll_fn, pairs_fn: the chapter passes the learner's `mdn_nll` and `teacher_forcing_pairs`
     """
     config = config if config is not None else MDNRNNConfig()
@@ -444,13 +392,9 @@ def train_mdnrnn(
     torch.manual_seed(seed)
     model = MDNRNN(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    stem = Path(checkpoint) if checkpoint is not None else None
-    fingerprint = data_fingerprint(a for ep in episodes for a in (ep["mu"], ep["actions"]))
-    run = {"seed": seed, "data_fingerprint": fingerprint}
-    history: list[dict] = []
-    if stem is not None:
-        history = resume_training(stem, model, optimizer, config, run=run, target=epochs,
-                                  continue_on_new_data=continue_on_new_data)
+    run = {"seed": seed, "data_fingerprint": data_fingerprint(a for ep in episodes for a in (ep["mu"], ep["actions"]))}
+    history = resume_training(checkpoint, model, optimizer, config, run=run, target=epochs,
+                              continue_on_new_data=continue_on_new_data)
     start = time.perf_counter()
     for epoch in range(len(history), epochs):
         t0 = time.perf_counter()
@@ -462,18 +406,14 @@ def train_mdnrnn(
                    unit="batch", disable=not progress, leave=False)
         means = _train_epoch(model, optimizer, windows, order, bar, noise, config, nll_fn, pairs_fn, device)
         record = {"epoch": epoch + 1, **means, "seconds": round(time.perf_counter() - t0, 2)}
-        if val_episodes:
-            scores = evaluate_mdnrnn(model, val_episodes, seed=seed)
-            kept = ("nll", "done_bce", "done_base_bce", "reward_mse")
-            record.update({f"val_{k}": v for k, v in scores.items() if k in kept})
+        if validate is not None:
+            record.update({f"val_{k}": v for k, v in validate(model).items()})
         history.append(record)
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{epochs}: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "transitions", "seconds")))
-        if stem is not None:
-            meta = dict(metadata or {}, history=history, seed=seed, epochs_done=epoch + 1,
-                        data_fingerprint=fingerprint)
-            save_training(stem, model, optimizer, config, run=run, metadata=meta)
+        if checkpoint is not None:
+            save_training(checkpoint, model, optimizer, config, run=run, history=history, metadata=metadata)
     model.eval()
     return MDNTrainResult(model, history, time.perf_counter() - start)
 

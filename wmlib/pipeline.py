@@ -66,35 +66,22 @@ REAL_SEED_BASE = 10_000_000
 @torch.no_grad()
 def play_agent_episode(env, agent: WorldModelAgent, *, seed: int, epsilon: float = 0.0,
                        rng: np.random.Generator | None = None, max_steps: int | None = None) -> dict:
-    """One real episode of V+M+C, recorded like `wmlib.rollouts.play_episode` (frames, actions, ...).
+    """One real episode of V+M+C, recorded by `wmlib.rollouts.play_episode` (frames, actions, ...).
 
     With probability epsilon a step takes a random action instead of C's (exploration); M then
     remembers the action that was really taken.
     """
     rng = np.random.default_rng(seed) if rng is None else rng
-    obs, _ = env.reset(seed=seed)
-    agent.reset()
-    frames, actions, rewards, terminated, truncated = [obs], [], [], [], []
-    while True:
+
+    def act(obs, info):
         z, action = agent.decide(obs)
         if epsilon > 0 and rng.random() < epsilon:
             action = env.action_space.sample()
         agent.remember(z, action)
-        obs, reward, term, trunc, _ = env.step(action)
-        if max_steps is not None and len(actions) + 1 >= max_steps:
-            trunc = True
-        frames.append(obs)
-        actions.append(action)
-        rewards.append(reward)
-        terminated.append(term)
-        truncated.append(trunc)
-        if term or trunc:
-            break
-    discrete = np.ndim(actions[0]) == 0
-    return {"frames": np.stack(frames),
-            "actions": np.asarray(actions, np.int64) if discrete else np.asarray(actions, np.float32),
-            "rewards": np.asarray(rewards, np.float32), "terminated": np.asarray(terminated, bool),
-            "truncated": np.asarray(truncated, bool)}
+        return action
+
+    agent.reset()
+    return play_episode(env, act, seed=seed, max_steps=max_steps)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,8 +37,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from wmlib.checkpoints import data_fingerprint, load_named, read_metadata, resume_training, save_training
+from wmlib.checkpoints import data_fingerprint, load_named, read_metadata
 from wmlib.config import VAEConfig, default_device
+from wmlib.resume import resume_training, save_training
 from wmlib.rollouts import FrameDataset, frames_to_tensor, rollout_files
 
 # ---------------------------------------------------------------------------------------------
@@ -303,6 +304,36 @@ class VAETrainResult:
     wall_time_s: float
 
 
+def _train_epoch(vae: ConvVAE, optimizer: torch.optim.Optimizer, bar: tqdm, noise: torch.Generator,
+                 config: VAEConfig, loss_fn: Callable, reparameterize_fn: Callable, device: torch.device,
+                 max_frames: int | None) -> tuple[dict[str, float], int]:
+    """One pass over the batches `bar` (a progress bar over the loader) yields, eps drawn from `noise`.
+
+    Returns ({"loss", "reconstruction", "kl"} averaged over the frames, the number of frames), stopping
+    after the batch that reaches `max_frames` (None: every batch).
+    """
+    vae.train()
+    sums = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+    n = 0
+    for x in bar:
+        x = x.to(device)
+        eps = torch.randn(len(x), config.z_dim, generator=noise).to(device)
+        out = vae(x, eps=eps, reparameterize_fn=reparameterize_fn)
+        loss = loss_fn(out.x_hat, x, out.mu, out.logvar, config.kl_tolerance)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            sums["loss"] += float(loss) * len(x)
+            sums["reconstruction"] += float(reconstruction_error(out.x_hat, x).sum())
+            sums["kl"] += float(kl_divergence(out.mu, out.logvar).sum())
+            n += len(x)
+        bar.set_postfix(loss=f"{float(loss.detach()):.1f}")
+        if max_frames is not None and n >= max_frames:
+            break
+    return {k: v / max(n, 1) for k, v in sums.items()}, n
+
+
 def train_vae(
     rollouts: str | os.PathLike | Sequence[str | os.PathLike],
     config: VAEConfig | None = None,
@@ -323,7 +354,7 @@ def train_vae(
 
     rollouts:   a directory of episode .npz files, or a list of files
     checkpoint: a path stem; after every epoch the weights (float32), Adam's state and the metadata are
-                committed as one unit (wmlib.checkpoints.save_training). If the stem already holds this
+                committed as one unit (wmlib.resume.save_training). If the stem already holds this
                 run's own unit (same config, seed, data, max_frames_per_epoch and buffer_frames, and at
                 most `epochs` epochs), training resumes after its last finished epoch, so an interrupted
                 run loses at most one epoch; `epochs` counts the total, resumed included. Any other unit
@@ -345,55 +376,31 @@ def train_vae(
     torch.manual_seed(seed)
     vae = ConvVAE(config).to(device)
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.learning_rate)
-    stem = Path(checkpoint) if checkpoint is not None else None
     fingerprint = data_fingerprint(files)
     run = {"seed": seed, "data_fingerprint": fingerprint, "max_frames_per_epoch": max_frames_per_epoch,
            "buffer_frames": buffer_frames}
-    history: list[dict] = []
-    if stem is not None:
-        history = resume_training(stem, vae, optimizer, config, run=run, target=epochs,
-                                  continue_on_new_data=continue_on_new_data)
+    history = resume_training(checkpoint, vae, optimizer, config, run=run, target=epochs,
+                              continue_on_new_data=continue_on_new_data)
     dataset = FrameDataset(files, buffer_frames=buffer_frames, seed=seed)
     dataset.epoch = len(history)
     loader = DataLoader(dataset, batch_size=config.batch_size, num_workers=0)
     start = time.perf_counter()
     frames_seen = 0
     for epoch in range(len(history), epochs):
-        vae.train()
         t0 = time.perf_counter()
-        sums = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
-        n = 0
         noise = torch.Generator().manual_seed(seed * 100_003 + epoch)  # per epoch, so a resumed run is exact
         bar = tqdm(loader, desc=f"training V, epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress,
                    leave=False)
-        for x in bar:
-            x = x.to(device)
-            eps = torch.randn(len(x), config.z_dim, generator=noise).to(device)
-            out = vae(x, eps=eps, reparameterize_fn=reparameterize_fn)
-            loss = loss_fn(out.x_hat, x, out.mu, out.logvar, config.kl_tolerance)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                b = len(x)
-                sums["loss"] += float(loss) * b
-                sums["reconstruction"] += float(reconstruction_error(out.x_hat, x).sum())
-                sums["kl"] += float(kl_divergence(out.mu, out.logvar).sum())
-                n += b
-            bar.set_postfix(loss=f"{float(loss.detach()):.1f}")
-            if max_frames_per_epoch is not None and n >= max_frames_per_epoch:
-                break
+        means, n = _train_epoch(vae, optimizer, bar, noise, config, loss_fn, reparameterize_fn, device,
+                                max_frames_per_epoch)
         frames_seen += n
-        history.append({"epoch": epoch + 1, "frames": n, "seconds": round(time.perf_counter() - t0, 2),
-                        **{k: v / max(n, 1) for k, v in sums.items()}})
+        history.append({"epoch": epoch + 1, "frames": n, "seconds": round(time.perf_counter() - t0, 2), **means})
         if progress:
             h = history[-1]
             tqdm.write(f"epoch {epoch + 1}/{epochs}: loss {h['loss']:.1f} = reconstruction "
                        f"{h['reconstruction']:.1f} + KL {h['kl']:.1f} ({n} frames, {h['seconds']:.0f} s)")
-        if stem is not None:
-            meta = dict(metadata or {}, history=history, seed=seed, epochs_done=epoch + 1,
-                        data_fingerprint=fingerprint)
-            save_training(stem, vae, optimizer, config, run=run, metadata=meta)
+        if checkpoint is not None:
+            save_training(checkpoint, vae, optimizer, config, run=run, history=history, metadata=metadata)
     vae.eval()
     return VAETrainResult(vae, history, frames_seen, time.perf_counter() - start)
 

@@ -24,6 +24,14 @@ def as_tensor(value, what: str) -> torch.Tensor:
     raise AssertionError(f"{what} should be a torch.Tensor, got {type(value).__name__}")
 
 
+def as_scalar(value, what: str, hint: str) -> torch.Tensor:
+    """The learner's output as a 0-d tensor, or an AssertionError with its shape and `hint` (how to reduce it)."""
+    value = as_tensor(value, what)
+    if value.numel() != 1:
+        raise AssertionError(f"{what} should be one number (a 0-d tensor), got shape {tuple(value.shape)}: {hint}")
+    return value.reshape(())
+
+
 def assert_close(actual, expected, what: str, *, rtol: float = 1e-4, atol: float = 1e-5) -> None:
     """Same shape, finite where the expected value is finite, and equal within tolerance."""
     expected = torch.as_tensor(expected)

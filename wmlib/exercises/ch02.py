@@ -13,7 +13,7 @@ import torch
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
 
-from wmlib.exercises._asserts import as_tensor, assert_close
+from wmlib.exercises._asserts import as_scalar, as_tensor, assert_close
 from wmlib.exercises._core import LearnerCodeError, register
 from wmlib.vae import encode_frames, kl_divergence, reparameterize, vae_loss
 
@@ -217,12 +217,7 @@ def _loss_inputs(seed: int, batch: int = 4, z: int = 8, size: int = 6, mu_scale:
 
 
 def _scalar(value, what: str) -> torch.Tensor:
-    t = as_tensor(value, what)
-    if t.numel() != 1:
-        raise AssertionError(f"{what} should be a single number (a 0-d tensor), got shape {tuple(t.shape)}: "
-                             "average over the batch")
-    return t.reshape(())
-
+    return as_scalar(value, what, "average over the batch")
 
 def _vl_hand_example(fn):
     x = torch.zeros(2, 1, 2, 2)

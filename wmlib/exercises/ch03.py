@@ -12,7 +12,7 @@ import math
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
-from wmlib.exercises._asserts import as_tensor, assert_close
+from wmlib.exercises._asserts import as_scalar, as_tensor, assert_close
 from wmlib.exercises._core import register
 from wmlib.mdnrnn import mdn_nll, mdn_sample, teacher_forcing_pairs
 
@@ -51,15 +51,7 @@ def _one_thread(test):
 
 
 def _scalar(value, what: str) -> torch.Tensor:
-    value = as_tensor(value, what)
-    if value.numel() != 1:
-        raise AssertionError(f"{what} should be one number (a 0-d tensor), got shape {tuple(value.shape)}: "
-                             "take the mean over every position")
-    return value.reshape(())
-
-
-# --- tests for ch03.mdn_nll -------------------------------------------------------------------
-
+    return as_scalar(value, what, "take the mean over every position")
 
 def _nll_hand_example(fn):
     # Two Gaussians, pi = (0.25, 0.75), mu = (0, 2), sigma = (1, 0.5), target 1.
