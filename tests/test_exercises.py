@@ -16,10 +16,8 @@ CHAPTERS = ("ch01", "ch02", "ch03", "ch04", "ch05")
 
 def _wrong_versions(chapter: str) -> dict[str, list[tuple[str, object]]]:
     """{exercise_id: [(what is wrong, fn), ...]} from tests/wrong_versions/<chapter>.py."""
-    module = importlib.import_module(f"tests.wrong_versions.{chapter}")
-    table = getattr(module, "WRONG_VERSIONS", None) or module.WRONG  # a dict per id, or a list of pairs
-    return {ex_id: list(versions.items()) if isinstance(versions, dict) else list(versions)
-            for ex_id, versions in table.items()}
+    table = importlib.import_module(f"tests.wrong_versions.{chapter}").WRONG_VERSIONS  # {id: {what: fn}}
+    return {ex_id: list(versions.items()) for ex_id, versions in table.items()}
 
 
 WRONG = {ex_id: pairs for chapter in CHAPTERS for ex_id, pairs in _wrong_versions(chapter).items()}

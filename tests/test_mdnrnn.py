@@ -488,11 +488,11 @@ def test_shipped_cartpole_m_predicts_the_pole_falling():
 
 @pytest.mark.parametrize("name", ["cartpole", "carracing"])
 def test_shipped_m_records_its_command_and_fits_its_v(name):
-    from wmlib.mdnrnn import mdnrnn_metadata
+    from wmlib.checkpoints import read_metadata
     from wmlib.tasks import shipped_checkpoint
     from wmlib.vae import load_vae
 
-    meta = mdnrnn_metadata(name)
+    meta = read_metadata(name, "mdnrnn")
     assert meta["command"] in shipped_checkpoint(f"{name}_mdnrnn").command
     assert meta["seed"] == 0 and meta["epochs_done"] == len(meta["history"]) == 100
     m, vae = load_mdnrnn(name), load_vae(name)

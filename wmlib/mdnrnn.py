@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from wmlib.checkpoints import data_fingerprint, load_named, read_metadata
+from wmlib.checkpoints import data_fingerprint, load_named
 from wmlib.config import MDNRNNConfig, default_device
 from wmlib.latents import batch_tensors, cut_windows, load_latent_episodes, sample_latents
 from wmlib.resume import resume_training, save_training
@@ -426,11 +426,7 @@ def load_mdnrnn(name: str | os.PathLike, device: torch.device | str = "cpu") -> 
     """Load a shipped M by name ("cartpole", "carracing" or "cartpole_mdnrnn") or a checkpoint by path stem.
 
     A missing, corrupt, incomplete or mismatched file gives a CheckpointError naming the file (and, for a
-    shipped name, the command that rebuilds it). No pickle is ever loaded. The metadata: `mdnrnn_metadata`.
+    shipped name, the command that rebuilds it). No pickle is ever loaded. Its metadata (command, seed,
+    history): `wmlib.checkpoints.read_metadata(name, "mdnrnn")`.
     """
     return load_named(MDNRNN, MDNRNNConfig, name, "mdnrnn", device).model
-
-
-def mdnrnn_metadata(name: str | os.PathLike) -> dict:
-    """The metadata stored beside an M (shipped name or path stem): command, seed, history, ..."""
-    return read_metadata(name, "mdnrnn")

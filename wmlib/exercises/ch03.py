@@ -6,7 +6,6 @@ Introduced in: course/03_memory.ipynb
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -14,6 +13,19 @@ from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from wmlib.exercises._asserts import as_scalar, as_tensor, assert_close
 from wmlib.exercises._core import register
+from wmlib.exercises._mixtures import (
+    N_SAMPLES,
+    SEPARATED_LOG_PI,
+    SEPARATED_MU,
+    STAT_LOG_PI,
+    STAT_LOG_SIGMA,
+    STAT_MU,
+    check_generator,
+    check_moments,
+    check_weights,
+    one_thread,
+)
+from wmlib.exercises.ch03_imagine import IMAGINE_TESTS, imagine_step
 from wmlib.mdnrnn import mdn_nll, mdn_sample, teacher_forcing_pairs
 
 
@@ -32,22 +44,6 @@ def _torch_nll(log_pi, mu, log_sigma, target) -> torch.Tensor:
     components = Normal(mu.double(), log_sigma.double().exp())
     mix = MixtureSameFamily(Categorical(logits=log_pi.double()), components)
     return -mix.log_prob(target.double()).mean()
-
-
-def _one_thread(test):
-    """Run a test on one CPU thread: on a busy machine, threads contending over tensors of 60,000
-    numbers make each operation ten times slower than doing it alone."""
-
-    @functools.wraps(test)
-    def run(fn):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return test(fn)
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
 
 
 def _scalar(value, what: str) -> torch.Tensor:
@@ -143,32 +139,12 @@ register(
 
 # --- tests for ch03.mdn_sample ----------------------------------------------------------------
 
-_N = 20_000  # positions per statistical test: standard errors of about 1 %
-
-
-def _closed_form(log_pi, mu, log_sigma, temperature):
-    """Mean, variance and fourth central moment of the tempered mixture, per position (formulas).
-
-    With weights w = softmax(log_pi / tau) and component variances v = sigma^2 * tau:
-    mean M = sum w mu, variance = sum w (v + mu^2) - M^2,
-    fourth central moment = sum w ((mu - M)^4 + 6 (mu - M)^2 v + 3 v^2).
-    """
-    w = torch.softmax(log_pi.double() / temperature, dim=-1)
-    v = (2 * log_sigma.double()).exp() * temperature
-    mu = mu.double()
-    mean = (w * mu).sum(-1)
-    var = (w * (v + mu**2)).sum(-1) - mean**2
-    d = mu - mean.unsqueeze(-1)
-    m4 = (w * (d**4 + 6 * d**2 * v + 3 * v**2)).sum(-1)
-    return mean, var, m4
+_N = N_SAMPLES
 
 
 def _stat_params():
-    """Three latent dims, each its own mixture: forks, same centres with different widths, and a mix."""
-    log_pi = torch.log(torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]]))
-    mu = torch.tensor([[-2.0, 0.0, 3.0], [1.0, 1.0, 1.0], [0.5, -1.0, 2.0]])
-    log_sigma = torch.log(torch.tensor([[0.3, 0.5, 0.2], [0.2, 1.0, 2.0], [1.5, 0.4, 0.7]]))
-    return tuple(x.expand(_N, 3, 3) for x in (log_pi, mu, log_sigma))
+    """The STAT_* mixtures, one row per position: (N, 3, 3) each."""
+    return tuple(x.expand(_N, 3, 3) for x in (STAT_LOG_PI, STAT_MU, STAT_LOG_SIGMA))
 
 
 def _sample(fn, log_pi, mu, log_sigma, temperature, seed):
@@ -201,19 +177,11 @@ def _sample_sharp(fn):
 
 
 def _sample_weights(fn):
-    # Well separated, very narrow components: which one was picked can be read off the sample.
-    log_pi = torch.log(torch.tensor([0.1, 0.3, 0.6])).expand(_N, 3)
-    mu = torch.tensor([-10.0, 0.0, 10.0]).expand(_N, 3)
+    log_pi = SEPARATED_LOG_PI.expand(_N, 3)
+    mu = torch.tensor(SEPARATED_MU).expand(_N, 3)
     log_sigma = torch.full((_N, 3), math.log(1e-3))
     for tau in (1.0, 0.5, 2.0):
-        got = _sample(fn, log_pi, mu, log_sigma, tau, 2)
-        freq = torch.stack([(got - m).abs().lt(1.0).double().mean() for m in (-10.0, 0.0, 10.0)])
-        expected = torch.softmax(log_pi[0].double() / tau, dim=-1)
-        if (freq - expected).abs().max() > 0.02:
-            raise AssertionError(
-                f"at temperature {tau} the components were picked with frequencies "
-                f"{[round(float(f), 3) for f in freq]}, expected softmax(log_pi / temperature) = "
-                f"{[round(float(e), 3) for e in expected]}")
+        check_weights(_sample(fn, log_pi, mu, log_sigma, tau, 2), tau)
 
 
 def _sample_widths(fn):
@@ -233,35 +201,15 @@ def _sample_widths(fn):
 
 def _sample_moments(tau):
     def test(fn):
-        log_pi, mu, log_sigma = _stat_params()
-        got = _sample(fn, log_pi, mu, log_sigma, tau, 4)
-        mean, var, m4 = _closed_form(log_pi[0], mu[0], log_sigma[0], tau)
-        for j in range(3):
-            m, v = float(got[:, j].mean()), float(got[:, j].var())
-            # Five standard errors of the sample mean and of the sample variance: a correct sampler
-            # fails this about once in a million runs, whatever random numbers it draws.
-            se_mean, se_var = math.sqrt(var[j] / _N), math.sqrt((m4[j] - var[j] ** 2) / _N)
-            if abs(m - mean[j]) > 5 * se_mean or abs(v - var[j]) > 5 * se_var:
-                raise AssertionError(
-                    f"at temperature {tau}, latent dim {j}: your samples have mean {m:.3f} and variance "
-                    f"{v:.3f}; "
-                    f"the tempered mixture has mean {float(mean[j]):.3f} and variance {float(var[j]):.3f} "
-                    "(weights softmax(log_pi / tau), each Gaussian widened to sigma * sqrt(tau))")
+        check_moments(_sample(fn, *_stat_params(), tau, 4), tau)
 
     return test
 
 
 def _sample_generator(fn):
     log_pi, mu, log_sigma, _ = _mixture(21, (50, 4), K=3)
-    first = _sample(fn, log_pi, mu, log_sigma, 1.0, 123)
-    second = _sample(fn, log_pi, mu, log_sigma, 1.0, 123)
-    if not torch.equal(first, second):
-        raise AssertionError("two calls with generators seeded alike gave different samples: draw all the "
-                             "randomness from the `generator` argument (torch.multinomial(..., generator=g), "
-                             "torch.randn(..., generator=g))")
-    other = _sample(fn, log_pi, mu, log_sigma, 1.0, 124)
-    if torch.equal(first, other):
-        raise AssertionError("generators with different seeds gave the same samples: is the sample random?")
+    check_generator(lambda seed: _sample(fn, log_pi, mu, log_sigma, 1.0, seed), "samples",
+                    "(torch.multinomial(..., generator=g), torch.randn(..., generator=g))")
 
 
 def _sample_independent(fn):
@@ -282,15 +230,15 @@ register(
     "generator: torch.Generator) -> (...)",
     mdn_sample,
     [
-        ("one value per position", _one_thread(_sample_shape)),
-        ("a sure, sharp component gives its mean", _one_thread(_sample_sharp)),
-        ("component weights softmax(log_pi / temperature)", _one_thread(_sample_weights)),
-        ("widths sigma * sqrt(temperature)", _one_thread(_sample_widths)),
-        ("mean and variance at temperature 1", _one_thread(_sample_moments(1.0))),
-        ("mean and variance at temperature 0.5", _one_thread(_sample_moments(0.5))),
-        ("mean and variance at temperature 1.5", _one_thread(_sample_moments(1.5))),
-        ("uses the generator", _one_thread(_sample_generator)),
-        ("independent noise per position", _one_thread(_sample_independent)),
+        ("one value per position", one_thread(_sample_shape)),
+        ("a sure, sharp component gives its mean", one_thread(_sample_sharp)),
+        ("component weights softmax(log_pi / temperature)", one_thread(_sample_weights)),
+        ("widths sigma * sqrt(temperature)", one_thread(_sample_widths)),
+        ("mean and variance at temperature 1", one_thread(_sample_moments(1.0))),
+        ("mean and variance at temperature 0.5", one_thread(_sample_moments(0.5))),
+        ("mean and variance at temperature 1.5", one_thread(_sample_moments(1.5))),
+        ("uses the generator", one_thread(_sample_generator)),
+        ("independent noise per position", one_thread(_sample_independent)),
     ],
 )
 
@@ -374,219 +322,10 @@ register(
 )
 
 
-# --- tests for ch03.imagine_step --------------------------------------------------------------
-#
-# One step of M's imagination, the inner step of every dream: M reads (z_t, a_t) with its memory,
-# moves its memory on, and the next latent is sampled from its heads at a temperature. The checks
-# use a small M (Z 3, A 2, H 16, K 3) whose heads are set by hand through the output layer's bias:
-# with the weights zeroed the mixture is known exactly (statistical checks against closed forms);
-# with the weights kept and the widths tiny, the sample is the mean of the one sure component, a
-# number that depends on the NEW memory (exact checks).
-
-_IZ, _IA, _IK = 3, 2, 3
-
-
-def imagine_step(mdnrnn, z: torch.Tensor, action: torch.Tensor, state, temperature: float,
-                 generator: torch.Generator):
-    """Reference: z (B, Z), action (B,) ints, state LSTMState (B, H) -> (z_next (B, Z), new state).
-
-    Uses M's own step (wmlib.mdnrnn.MDNRNN.step) and sampler (wmlib.mdnrnn.mdn_sample).
-    """
-    a = torch.nn.functional.one_hot(action.long(), mdnrnn.config.action_dim).to(z.dtype)
-    out = mdnrnn.step(z, a, state)
-    return mdn_sample(out.log_pi, out.mu, out.log_sigma, temperature, generator), out.state
-
-
-def _head_bias(log_pi, mu, log_sigma) -> torch.Tensor:
-    """The output layer's bias (Z * 3K,) that makes the heads say log_pi, mu, log_sigma (Z, K)."""
-    return torch.cat([log_pi, mu, log_sigma], dim=-1).reshape(-1)
-
-
-@functools.lru_cache(maxsize=4)
-def _small_m(kind: str):
-    """A small M: "known" has constant heads (weights zeroed); "sharp" keeps its weights, one sure
-    and very narrow component per dim, so its sample is that component's mean from the new memory."""
-    from wmlib.config import MDNRNNConfig
-    from wmlib.mdnrnn import MDNRNN
-
-    with torch.random.fork_rng():
-        torch.manual_seed(7)
-        m = MDNRNN(MDNRNNConfig(z_dim=_IZ, action_dim=_IA, hidden_size=16, num_mixtures=_IK)).eval()
-    with torch.no_grad():
-        if kind == "known":
-            log_pi, mu, log_sigma = (x[0] for x in _stat_params_small())
-            m.mdn.weight.zero_()
-            m.mdn.bias.copy_(_head_bias(log_pi, mu, log_sigma))
-        else:
-            sure = torch.full((_IZ, _IK), -60.0)
-            sure[torch.arange(_IZ), torch.tensor([1, 0, 2])] = 0.0
-            m.mdn.weight.mul_(2.0)
-            m.mdn.bias.copy_(_head_bias(sure, torch.zeros(_IZ, _IK), torch.full((_IZ, _IK), -25.0)))
-    return m
-
-
-def _stat_params_small():
-    """The mixtures of _stat_params, one row per latent dim: (1, Z, K) each."""
-    log_pi = torch.log(torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]]))
-    mu = torch.tensor([[-2.0, 0.0, 3.0], [1.0, 1.0, 1.0], [0.5, -1.0, 2.0]])
-    log_sigma = torch.log(torch.tensor([[0.3, 0.5, 0.2], [0.2, 1.0, 2.0], [1.5, 0.4, 0.7]]))
-    return log_pi[None], mu[None], log_sigma[None]
-
-
-def _start(batch: int, seed: int):
-    """z (B, Z), actions (B,) in {0, 1}, and a non-empty memory (h, c) (B, 16)."""
-    from wmlib.mdnrnn import LSTMState
-
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(batch, _IZ, generator=g)
-    action = torch.randint(0, _IA, (batch,), generator=g)
-    state = LSTMState(torch.randn(batch, 16, generator=g) * 0.5, torch.randn(batch, 16, generator=g) * 0.5)
-    return z, action, state
-
-
-def _imagine(fn, m, z, action, state, tau, seed):
-    copies = (z.clone(), action.clone(), state[0].clone(), state[1].clone())
-    out = fn(m, z, action, state, tau, torch.Generator().manual_seed(seed))
-    if not isinstance(out, tuple | list) or len(out) != 2:
-        raise AssertionError(f"return a pair (z_next, state), got {type(out).__name__}")
-    z_next, new_state = out
-    z_next = as_tensor(z_next, "z_next")
-    B, H = z.shape[0], m.config.hidden_size
-    if tuple(z_next.shape) != (B, _IZ):
-        raise AssertionError(f"z_next should have shape (B, Z) = {(B, _IZ)}, got {tuple(z_next.shape)}")
-    if not torch.isfinite(z_next).all():
-        raise AssertionError("z_next contains NaN or inf")
-    if not isinstance(new_state, tuple | list) or len(new_state) != 2:
-        raise AssertionError("the new state should be M's memory (h, c) (an LSTMState), got "
-                             f"{type(new_state).__name__}")
-    h, c = (as_tensor(x, "the new state") for x in new_state)
-    if tuple(h.shape) != (B, H) or tuple(c.shape) != (B, H):
-        raise AssertionError(f"the new state's h and c should each be (B, H) = {(B, H)}, got "
-                             f"{tuple(h.shape)} and {tuple(c.shape)}")
-    for name, before, now in zip(("z", "action", "h", "c"), copies, (z, action, *state), strict=True):
-        if not torch.equal(before, now):
-            raise AssertionError(f"your function changed its input {name} in place")
-    return z_next.detach().double(), (h.detach(), c.detach())
-
-
-def _is_step_test(fn):
-    m = _small_m("sharp")
-    z, action, state = _start(6, 50)
-    _, (h, c) = _imagine(fn, m, z, action, state, 1.0, 0)
-    a = torch.nn.functional.one_hot(action, _IA).float()
-    with torch.no_grad():
-        right = m.step(z, a, state).state
-        if torch.equal(h, state.h) and torch.equal(c, state.c):
-            raise AssertionError("the state you return is the state you were given: M's memory must move on "
-                                 "(return the state that M's step returns)")
-        fresh = m.step(z, a, None).state
-        if torch.allclose(h, fresh.h, atol=1e-6):
-            raise AssertionError("the new memory ignores the state you were given (it is the step from an "
-                                 "empty memory): pass the state into M's step")
-        flipped = m.step(z, torch.nn.functional.one_hot(1 - action, _IA).float(), state).state
-        if torch.allclose(h, flipped.h, atol=1e-6):
-            raise AssertionError("the new memory is the one for the other action: one-hot encode `action` "
-                                 "as it is (action 0 -> [1, 0], action 1 -> [0, 1])")
-    assert_close(h, right.h, "the new memory h (it should be what M's step returns for z, one-hot(action), "
-                 "state)", rtol=1e-5, atol=1e-6)
-    assert_close(c, right.c, "the new cell c", rtol=1e-5, atol=1e-6)
-
-
-def _is_sharp(fn):
-    # One sure component per dim, 1e-11 wide: the sample is that component's mean, read from the heads on
-    # the NEW memory (the heads read h_{t+1}, which has seen z_t and a_t).
-    m = _small_m("sharp")
-    z, action, state = _start(6, 51)
-    a = torch.nn.functional.one_hot(action, _IA).float()
-    with torch.no_grad():
-        out = m.step(z, a, state)
-        expected = out.mu.gather(-1, out.log_pi.argmax(-1, keepdim=True)).squeeze(-1).double()
-        old = m.heads(state.h)
-        stale = old[1].gather(-1, old[0].argmax(-1, keepdim=True)).squeeze(-1).double()
-    for tau in (1.0, 0.5, 1.5):
-        got, _ = _imagine(fn, m, z, action, state, tau, 1)
-        if torch.allclose(got, stale, rtol=1e-5, atol=1e-6):
-            raise AssertionError("z_next comes from the heads on the OLD memory: step M first, then sample "
-                                 "from the heads that read the new h")
-        if torch.allclose(got, expected * tau, rtol=1e-5, atol=1e-6) and tau != 1.0:
-            raise AssertionError(f"at temperature {tau} the sample is the component's mean times the "
-                                 "temperature: the temperature scales the choice of component and the width, "
-                                 "never the mean")
-        assert_close(got, expected, f"z_next at temperature {tau} when each dim has one sure component of "
-                     "width 1e-11 (it should be that component's mean, from M's heads after the step)",
-                     rtol=1e-5, atol=1e-6)
-
-
-def _is_moments(tau):
-    def test(fn):
-        m = _small_m("known")
-        z, action, state = _start(1, 52)
-        rep = lambda x: x.expand(_N, *x.shape[1:]).contiguous()  # noqa: E731
-        got, _ = _imagine(fn, m, rep(z), rep(action), type(state)(*(rep(x) for x in state)), tau, 4)
-        log_pi, mu, log_sigma = (x[0] for x in _stat_params_small())
-        mean, var, m4 = _closed_form(log_pi, mu, log_sigma, tau)
-        for j in range(_IZ):
-            mj, vj = float(got[:, j].mean()), float(got[:, j].var())
-            se_mean, se_var = math.sqrt(var[j] / _N), math.sqrt((m4[j] - var[j] ** 2) / _N)
-            if abs(mj - mean[j]) > 5 * se_mean or abs(vj - var[j]) > 5 * se_var:
-                raise AssertionError(
-                    f"at temperature {tau}, latent dim {j}: your samples have mean {mj:.3f} and variance "
-                    f"{vj:.3f}; M's tempered mixture has mean {float(mean[j]):.3f} and variance "
-                    f"{float(var[j]):.3f} (weights softmax(log_pi / tau), widths sigma * sqrt(tau))")
-
-    return test
-
-
-def _is_weights(fn):
-    # Narrow, far-apart components: which one was picked can be read off the sample.
-    from wmlib.mdnrnn import LSTMState
-
-    m = _small_m("known")
-    log_pi = torch.log(torch.tensor([0.1, 0.3, 0.6])).expand(_IZ, _IK)
-    centres = torch.tensor([-10.0, 0.0, 10.0]).expand(_IZ, _IK)
-    with torch.no_grad():
-        narrow = type(m)(m.config).eval()
-        narrow.load_state_dict(m.state_dict())
-        narrow.mdn.bias.copy_(_head_bias(log_pi, centres, torch.full((_IZ, _IK), math.log(1e-3))))
-    z, action = torch.zeros(_N, _IZ), torch.zeros(_N, dtype=torch.long)
-    state = LSTMState(torch.zeros(_N, 16), torch.zeros(_N, 16))
-    for tau in (1.0, 0.5, 2.0):
-        got, _ = _imagine(fn, narrow, z, action, state, tau, 2)
-        freq = torch.stack([(got[:, 0] - c).abs().lt(1.0).double().mean() for c in (-10.0, 0.0, 10.0)])
-        expected = torch.softmax(log_pi[0].double() / tau, dim=-1)
-        if (freq - expected).abs().max() > 0.02:
-            raise AssertionError(
-                f"at temperature {tau} the components were picked with frequencies "
-                f"{[round(float(f), 3) for f in freq]}, expected softmax(log_pi / temperature) = "
-                f"{[round(float(e), 3) for e in expected]} (divide the log-weights by tau, then normalise them "
-                "again with a softmax: exp(log_pi / tau) alone no longer sums to 1)")
-
-
-def _is_generator(fn):
-    m = _small_m("known")
-    z, action, state = _start(64, 53)
-    first, _ = _imagine(fn, m, z, action, state, 1.0, 123)
-    second, _ = _imagine(fn, m, z, action, state, 1.0, 123)
-    if not torch.equal(first, second):
-        raise AssertionError("two calls with generators seeded alike gave different z_next: draw all the "
-                             "randomness from the `generator` argument (so a dream can be replayed)")
-    other, _ = _imagine(fn, m, z, action, state, 1.0, 124)
-    if torch.equal(first, other):
-        raise AssertionError("generators with different seeds gave the same z_next: is it sampled?")
-
-
 register(
     "ch03.imagine_step",
     "(mdnrnn: MDNRNN, z (B, Z), action (B,) ints, state: LSTMState (B, H), temperature: float, "
     "generator: torch.Generator) -> (z_next (B, Z), new state)",
     imagine_step,
-    [
-        ("the memory moves on", _one_thread(_is_step_test)),
-        ("a sure, sharp component gives its mean", _one_thread(_is_sharp)),
-        ("component weights softmax(log_pi / temperature)", _one_thread(_is_weights)),
-        ("mean and variance at temperature 1", _one_thread(_is_moments(1.0))),
-        ("mean and variance at temperature 0.5", _one_thread(_is_moments(0.5))),
-        ("mean and variance at temperature 1.5", _one_thread(_is_moments(1.5))),
-        ("uses the generator", _one_thread(_is_generator)),
-    ],
+    IMAGINE_TESTS,
 )

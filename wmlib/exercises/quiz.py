@@ -43,6 +43,14 @@ def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _check_question(text, explain) -> None:
+    """What every question needs: a text that is not empty, and an explanation that is text."""
+    _check_text(text, "a question's text")
+    if not text.strip():
+        raise ValueError("a question needs a text; got an empty string")
+    _check_text(explain, f"explain of {text!r}")
+
+
 @dataclass(frozen=True)
 class Choice:
     """A multiple-choice question: `options` are the answers shown, `answer` the index of the right one."""
@@ -53,10 +61,7 @@ class Choice:
     explain: str = ""
 
     def __post_init__(self):
-        _check_text(self.text, "a question's text")
-        if not self.text.strip():
-            raise ValueError("a question needs a text; got an empty string")
-        _check_text(self.explain, f"explain of {self.text!r}")
+        _check_question(self.text, self.explain)
         if isinstance(self.options, str) or not hasattr(self.options, "__iter__"):
             raise TypeError(f"options of {self.text!r} should be a list of strings, got {type(self.options).__name__}")
         options = tuple(self.options)
@@ -94,11 +99,8 @@ class Number:
     explain: str = ""
 
     def __post_init__(self):
-        _check_text(self.text, "a question's text")
-        if not self.text.strip():
-            raise ValueError("a question needs a text; got an empty string")
+        _check_question(self.text, self.explain)
         _check_text(self.unit, f"unit of {self.text!r}")
-        _check_text(self.explain, f"explain of {self.text!r}")
         if not _is_real(self.answer) or not math.isfinite(self.answer):
             raise ValueError(f"answer of {self.text!r} should be a finite number, got {self.answer!r}")
         if not _is_real(self.tolerance) or not math.isfinite(self.tolerance) or self.tolerance < 0:
