@@ -31,10 +31,10 @@ import time
 import numpy as np
 import torch
 
-from wmlib.diagnostics import imagination_error
+from wmlib.diagnostics import evaluate_mdnrnn, imagination_error
 from wmlib.envs import make_env
 from wmlib.latents import encode_episodes
-from wmlib.mdnrnn import evaluate_mdnrnn, load_mdnrnn
+from wmlib.mdnrnn import load_mdnrnn
 from wmlib.rollouts import POLICIES, play_episode
 from wmlib.vae import load_vae
 

@@ -11,7 +11,7 @@ from torch.distributions import kl_divergence as torch_kl
 
 from wmlib import checkpoints
 from wmlib import vae as vae_module
-from wmlib.checkpoints import CheckpointError, assets_dir, read_unit, save_checkpoint
+from wmlib.checkpoints import CheckpointError, assets_dir, read_metadata, read_unit, save_checkpoint
 from wmlib.config import VAEConfig
 from wmlib.rollouts import save_episode
 from wmlib.vae import (
@@ -301,7 +301,7 @@ def test_shipped_checkpoints_load_without_pickle(name):
         assert f.read(1) == b"{" and header_len < path.stat().st_size
     vae = load_vae(name)
     assert vae.num_params == 4_348_547 and not vae.training
-    meta = vae_module.vae_metadata(name)
+    meta = read_metadata(name, "vae")
     assert meta["command"].startswith("python -m wmlib train-vae") and "seed" in meta
     assert meta["history"][-1]["reconstruction"] < meta["history"][0]["reconstruction"]
 

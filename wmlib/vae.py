@@ -413,11 +413,7 @@ def load_vae(name: str | os.PathLike, device: torch.device | str = "cpu") -> Con
     """Load a shipped V by name ("cartpole", "carracing" or "cartpole_vae") or a checkpoint by path stem.
 
     A missing, corrupt, incomplete or mismatched file gives a CheckpointError naming the file (and, for a
-    shipped name, the command that rebuilds it). No pickle is ever loaded. The metadata: `vae_metadata`.
+    shipped name, the command that rebuilds it). No pickle is ever loaded. The metadata:
+    `wmlib.checkpoints.read_metadata(name, "vae")`.
     """
     return load_named(ConvVAE, VAEConfig, name, "vae", device).model
-
-
-def vae_metadata(name: str | os.PathLike) -> dict:
-    """The metadata stored beside a V (shipped name or path stem): command, seed, history, ..."""
-    return read_metadata(name, "vae")
