@@ -37,7 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from wmlib.checkpoints import data_fingerprint, load_named, read_metadata
+from wmlib.checkpoints import data_fingerprint, load_named
 from wmlib.config import VAEConfig, default_device
 from wmlib.resume import resume_training, save_training
 from wmlib.rollouts import FrameDataset, frames_to_tensor, rollout_files
