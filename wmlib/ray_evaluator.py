@@ -96,6 +96,7 @@ class _Scorer:
     def score(self, first: int, solutions: np.ndarray, seeds: list[int]) -> tuple:
         """wmlib.evaluators.run_task here: ("ok", Evaluation) or ("error", where, what, traceback)."""
         where = f"Ray actor {self.index} (pid {os.getpid()} on node {self.node[:12]})"
+        solutions = np.array(solutions)  # Ray hands arrays over read-only (straight from its object store)
         return run_task(self.work, where, first, solutions, seeds)
 
 
