@@ -5,6 +5,7 @@ and stuck tasks named, never a hang; candidates scored on both nodes of a cluste
 Ray is pinned in requirements.txt. Outside CI a missing ray skips this module; in CI (CI=true) it fails.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -24,7 +25,7 @@ from tests.test_dream import random_params, tiny_starts  # noqa: E402
 from tests.test_evaluators import batch_of_noisy_spheres, crashing, deadline  # noqa: E402
 from wmlib.agent import ControllerRollout, controller_rollout_for  # noqa: E402
 from wmlib.cmaes import train_cmaes  # noqa: E402
-from wmlib.config import DreamConfig  # noqa: E402
+from wmlib.config import DreamConfig, SettingError  # noqa: E402
 from wmlib.controller import LinearController  # noqa: E402
 from wmlib.dream_training import DreamEvaluator  # noqa: E402
 from wmlib.evaluators import Evaluator, EvaluatorConfig, SerialEvaluator, WorkerError, make_evaluator  # noqa: E402
@@ -165,3 +166,21 @@ def test_a_two_node_cluster_scores_candidates_on_both_nodes():
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_the_four_commands_take_the_evaluator_and_the_paper_car_preset():
+    from wmlib.cli_agent import COMMANDS, PRESETS, TrainControllerArgs, with_preset
+
+    assert {c.name for c in COMMANDS} == {"train-controller", "evaluate", "dream", "pipeline"}
+    for command in COMMANDS:
+        options = {o for f in command.flags() for o in f.options}
+        assert {"--evaluator", "--ray-address"} <= options, command.name
+    args = with_preset(TrainControllerArgs(env="carracing", vae="carracing", mdnrnn="carracing", out="o",
+                                           preset="paper-car"))
+    assert (args.cmaes.population_size, args.cmaes.rollouts_per_candidate, args.cmaes.generations) == (64, 16, 1800)
+    assert args.max_steps == 1000 and PRESETS["paper-car"].cmaes == args.cmaes
+    base = TrainControllerArgs(env="carracing", vae="carracing", mdnrnn="carracing", out="o", preset="paper-car")
+    ours = with_preset(dataclasses.replace(base, cmaes=dataclasses.replace(base.cmaes, generations=7), max_steps=50))
+    assert ours.cmaes.generations == 7 and ours.cmaes.population_size == 64 and ours.max_steps == 50  # flags win
+    with pytest.raises(SettingError, match="the paper-car preset trains in carracing, got cartpole-pixels"):
+        with_preset(dataclasses.replace(base, env="cartpole-pixels"))
