@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -37,7 +38,7 @@ from wmlib.config import (
 )
 from wmlib.controller import controller_config_for
 from wmlib.dream_training import train_controller_in_dream
-from wmlib.evaluators import make_evaluator
+from wmlib.evaluators import EvaluatorConfig, make_evaluator
 from wmlib.flags import Command
 from wmlib.latents import encode_episodes, load_latent_episodes
 from wmlib.mdnrnn import load_mdnrnn
@@ -84,6 +85,36 @@ def agent_worlds() -> tuple[str, ...]:
     return tuple(w.name for w in WORLDS.values() if w.m_preset is not None)
 
 
+def spread(evaluator: EvaluatorConfig, workers: int | None) -> EvaluatorConfig:
+    """The command's --evaluator and --ray-address with one of its worker counts."""
+    return dataclasses.replace(evaluator, workers=workers)
+
+
+_EVALUATOR_FLAGS = {"names": {"evaluator.kind": ("--evaluator",)}, "prefixes": {"evaluator": ""},
+                    "skip": ("evaluator.workers", "evaluator.task_timeout_s")}
+"""How every command spells EvaluatorConfig: --evaluator, --ray-address (its worker counts are the command's)."""
+
+
+@dataclass(frozen=True)
+class TrainingPreset:
+    """A named configuration of train-controller: the settings it fixes (flags set to other values win)."""
+
+    env: str
+    """The world it trains in."""
+    cmaes: CMAESConfig
+    """The search: population, rollouts per candidate, generations."""
+    max_steps: int | None
+    """Episode length while training and evaluating."""
+
+
+PRESETS = {
+    "paper-car": TrainingPreset("carracing", CMAESConfig(population_size=64, rollouts_per_candidate=16,
+                                                         generations=1800), max_steps=1000),
+}
+"""The paper's CarRacing run: 64 candidates x 16 rollouts x 1,000 steps, 1,800 generations (a cluster's work:
+docs/scale-out.md)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # train-controller and evaluate (C, chapter 4)
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +153,10 @@ class TrainControllerArgs:
     work: str | None = None
     """Stem of the resumable CMA-ES checkpoint (none: data/checkpoints/<--out's name>_es)."""
     workers: int | None = None
-    """Rollout processes (none: every core; 1: serial); speed only."""
+    """Rollout processes or Ray actors (none: every core, or every CPU of the Ray cluster; 1: serial); speed only."""
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    preset: Literal["paper-car"] | None = None
+    """A named configuration (wmlib.cli_agent.PRESETS); flags set away from their defaults still win."""
 
     def __post_init__(self):
         if self.max_steps is not None:
@@ -130,13 +164,29 @@ class TrainControllerArgs:
         check_int("seed", self.seed, 0)
 
 
+def with_preset(args: TrainControllerArgs) -> TrainControllerArgs:
+    """args with its preset's settings wherever a setting was left at its default."""
+    if args.preset is None:
+        return args
+    preset = PRESETS[args.preset]
+    if args.env != preset.env:
+        raise SettingError("env", f"the {args.preset} preset trains in {preset.env}, got {args.env}")
+    base = TrainControllerArgs(env=args.env, vae=args.vae, out=args.out)
+    cmaes = dataclasses.replace(preset.cmaes, **{f.name: getattr(args.cmaes, f.name)
+                                                 for f in dataclasses.fields(CMAESConfig)
+                                                 if getattr(args.cmaes, f.name) != getattr(base.cmaes, f.name)})
+    max_steps = preset.max_steps if args.max_steps == base.max_steps else args.max_steps
+    return dataclasses.replace(args, cmaes=cmaes, max_steps=max_steps)
+
+
 def _train_controller(args: TrainControllerArgs, cmd: str) -> int:
+    args = with_preset(args)
     rollout_fn = controller_rollout_for(args.env, args.vae, args.mdnrnn, use_h=not args.z_only,
                                         max_steps=args.max_steps, standardize_episodes=args.standardize_episodes,
                                         seed=args.seed)
     x0 = search_start(rollout_fn, load_controller(args.x0_from)) if args.x0_from else None
     print(f"training C ({rollout_fn.controller}) with: {cmd}", flush=True)
-    with make_evaluator(rollout_fn, args.workers) as evaluator:
+    with make_evaluator(rollout_fn, config=spread(args.evaluator, args.workers)) as evaluator:
         result = train_controller(rollout_fn, args.cmaes, seed=args.seed, evaluator=evaluator,
                                   target_fitness=args.target, target_mean_fitness=args.target_mean,
                                   checkpoint=work_stem(args.work, args.out, "_es"), x0=x0,
@@ -177,7 +227,8 @@ COMMANDS.append(Command(
     TrainControllerArgs, _train_controller,
     lambda a: (f"interrupted: the CMA-ES state is saved as it runs in {work_stem(a.work, a.out, '_es')}; "
                "run the same command again to resume"),
-    names=_CMAES_NAMES, prefixes={"cmaes": ""}, choices={"env": agent_worlds()}))
+    names={**_CMAES_NAMES, **_EVALUATOR_FLAGS["names"]}, prefixes={"cmaes": "", **_EVALUATOR_FLAGS["prefixes"]},
+    skip=_EVALUATOR_FLAGS["skip"], choices={"env": agent_worlds()}))
 
 
 @dataclass(frozen=True)
@@ -197,7 +248,8 @@ class EvaluateArgs:
     max_steps: int | None = None
     """Cut episodes after this many steps (none: the env's own limit)."""
     workers: int | None = None
-    """Rollout processes (none: every core; 1: serial); speed only."""
+    """Rollout processes or Ray actors (none: every core, or every CPU of the Ray cluster; 1: serial); speed only."""
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
 
     def __post_init__(self):
         if self.max_steps is not None:
@@ -214,7 +266,7 @@ def _evaluate(args: EvaluateArgs, cmd: str) -> int:
     if env is None or vae is None:
         raise SettingError("env", "this controller's metadata does not name its env and V: pass --env and --vae")
     rollout_fn = ControllerRollout(env, vae, mdnrnn, controller.config, max_steps=args.max_steps)
-    with make_evaluator(rollout_fn, args.workers) as evaluator:
+    with make_evaluator(rollout_fn, config=spread(args.evaluator, args.workers)) as evaluator:
         first = EVAL_SEED_START if args.seed_start is None else args.seed_start
         result = evaluate_controller(evaluator, controller.get_flat_params(), args.episodes, seed_start=first)
     print(json.dumps(dict(result.summary(), controller=args.controller, env=env, vae=vae, mdnrnn=mdnrnn,
@@ -224,7 +276,7 @@ def _evaluate(args: EvaluateArgs, cmd: str) -> int:
 
 COMMANDS.append(Command("evaluate", "play a trained V+M+C agent in the real env and report its mean return",
                   EvaluateArgs, _evaluate, lambda a: "interrupted: an evaluation keeps nothing; run it again",
-                  choices={"env": agent_worlds()}))
+                  choices={"env": agent_worlds()}, **_EVALUATOR_FLAGS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,11 +309,12 @@ class DreamArgs:
     seed: int = 0
     """Seeds CMA-ES, the dreams and the random episodes."""
     dream_workers: int = 1
-    """Processes that dream (1: this one); speed only."""
+    """Processes or Ray actors that dream (1: this one); speed only."""
     workers: int = 1
-    """Processes for the real evaluation (1: serial); speed only."""
+    """Processes or Ray actors for the real evaluation (1: serial); speed only."""
     threads: int | None = None
     """Torch CPU threads (none: torch's choice); speed only."""
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
 
     def __post_init__(self):
         if self.dream_max_steps is not None:
@@ -284,11 +337,12 @@ def _dream(args: DreamArgs, cmd: str) -> int:
     max_steps = args.dream_max_steps or world_spec(args.env).dream_max_steps
     dream_config = dataclasses.replace(args.dream, max_steps=max_steps)
     result = train_controller_in_dream(mdnrnn, episodes, c_config, args.cmaes, dream_config, seed=args.seed,
-                                       select_episodes=args.select_episodes, workers=args.dream_workers)
+                                       select_episodes=args.select_episodes,
+                                       workers=spread(args.evaluator, args.dream_workers))
     final = None
     if args.eval_episodes > 0:
         rollout_fn = ControllerRollout(args.env, args.vae, args.mdnrnn, c_config)
-        with make_evaluator(rollout_fn, args.workers) as evaluator:
+        with make_evaluator(rollout_fn, config=spread(args.evaluator, args.workers)) as evaluator:
             final = evaluate_controller(evaluator, result.controller.get_flat_params(), args.eval_episodes)
     summary = {"parameters": result.controller.num_params, "generations": len(result.history),
                "picked": result.picked, "dream_selection": result.selection, "dream_steps": result.dream_steps,
@@ -306,8 +360,9 @@ COMMANDS.append(Command(
     lambda a: f"interrupted: training in the dream keeps no checkpoint, and nothing was written to {a.out}",
     names={**_CMAES_NAMES, "dream.temperature": ("--temperature", "--dream-temperature"),
            "dream.done_threshold": ("--done-threshold", "--dream-done-threshold"),
-           "dream.precision": ("--precision", "--dream-precision")},
-    prefixes={"cmaes": ""}, skip=("dream.max_steps",), none_words={"dream.done_threshold": "sample"},
+           "dream.precision": ("--precision", "--dream-precision"), **_EVALUATOR_FLAGS["names"]},
+    prefixes={"cmaes": "", **_EVALUATOR_FLAGS["prefixes"]}, skip=("dream.max_steps", *_EVALUATOR_FLAGS["skip"]),
+    none_words={"dream.done_threshold": "sample"},
     choices={"env": dream_worlds(), "dream.reward": DREAM_REWARDS, "dream.precision": DREAM_PRECISIONS}))
 
 
@@ -321,15 +376,16 @@ class PipelineArgs:
     final_eval_episodes: int = 100
     """Real episodes that measure the final C (not counted in the budget; 0: none)."""
     dream_workers: int = 1
-    """Processes that dream while C trains (1: this one); speed only."""
+    """Processes or Ray actors that dream while C trains (1: this one); speed only."""
     threads: int | None = None
     """Torch CPU threads (none: torch's choice); speed only."""
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
 
 
 def _pipeline(args: PipelineArgs, cmd: str) -> int:
     use_threads(args.threads)
     result = run_pipeline(args.pipeline, args.work, seed=args.seed, final_eval_episodes=args.final_eval_episodes,
-                          dream_workers=args.dream_workers)
+                          dream_workers=spread(args.evaluator, args.dream_workers))
     r = result.report
     print(json.dumps({"command": cmd, "real_steps": r["real_steps"], "dream_steps": r["dream_steps"],
                       "rounds": [{k: v for k, v in x.items() if k != "seconds"} for x in r["rounds"]],
@@ -349,9 +405,9 @@ COMMANDS.append(Command(
            "pipeline.vae.learning_rate": ("--vae-learning-rate", "--vae-lr"),
            "pipeline.dream.temperature": ("--temperature", "--dream-temperature"),
            "pipeline.dream.done_threshold": ("--done-threshold", "--dream-done-threshold"),
-           "pipeline.dream.precision": ("--dream-precision", "--precision")},
-    prefixes={"pipeline": "", "pipeline.cmaes": ""},
-    skip=("pipeline.mdnrnn", "pipeline.vae.image_channels", "pipeline.vae.image_size"),
+           "pipeline.dream.precision": ("--dream-precision", "--precision"), **_EVALUATOR_FLAGS["names"]},
+    prefixes={"pipeline": "", "pipeline.cmaes": "", **_EVALUATOR_FLAGS["prefixes"]},
+    skip=("pipeline.mdnrnn", "pipeline.vae.image_channels", "pipeline.vae.image_size", *_EVALUATOR_FLAGS["skip"]),
     none_words={"pipeline.dream.done_threshold": "sample"},
     choices={"pipeline.env_name": dream_worlds(), "pipeline.dream.precision": DREAM_PRECISIONS,
              "pipeline.dream.reward": DREAM_REWARDS}))

@@ -32,7 +32,7 @@ from wmlib.controller import (
 )
 from wmlib.diagnostics import memory_states
 from wmlib.dream import BatchedDream, StartLatents, masked_returns, start_latents
-from wmlib.evaluators import Evaluation, ProcessPoolEvaluator, SerialEvaluator
+from wmlib.evaluators import Evaluation, Evaluator, EvaluatorConfig, SerialEvaluator, make_evaluator
 from wmlib.mdnrnn import MDNRNN
 
 # ---------------------------------------------------------------------------------------------
@@ -191,7 +191,9 @@ class DreamEvaluator:
         many processes of one thread each (wmlib.evaluators.ProcessPoolEvaluator), on the CPU, with
         a copy of M as it is when the evaluator is made (later changes to M do not reach them). They
         start at the first call. The returns are the serial ones on the CPU: every dream has its own
-        random stream. Close it (or use `with`) to stop them.
+        random stream. Close it (or use `with`) to stop them. An EvaluatorConfig instead of a number
+        chooses the kind too: EvaluatorConfig("ray", 8) dreams on 8 Ray actors (M and the starts
+        go through Ray's object store once).
     """
 
     mdnrnn: MDNRNN
@@ -201,20 +203,24 @@ class DreamEvaluator:
     max_batch: int = 4096
     input_mean: np.ndarray | None = None
     input_std: np.ndarray | None = None
-    workers: int = 1
-    _evaluator: SerialEvaluator | ProcessPoolEvaluator = dataclasses.field(init=False, repr=False)
+    workers: int | EvaluatorConfig = 1
+    _evaluator: Evaluator = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self):
-        if not isinstance(self.workers, int) or self.workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
-        if self.workers == 1:
+        if isinstance(self.workers, EvaluatorConfig):
+            spread = self.workers
+        elif isinstance(self.workers, int) and self.workers >= 1:
+            spread = EvaluatorConfig(workers=self.workers)
+        else:
+            raise ValueError(f"workers must be a positive integer or an EvaluatorConfig, got {self.workers!r}")
+        if spread.serial:
             batch = DreamBatch(self.mdnrnn, self.starts, self.controller, self.config, self.max_batch)
             self._evaluator = SerialEvaluator(batch_fn=batch)
         else:
             m = copy.deepcopy(self.mdnrnn).cpu().eval()
             starts = StartLatents(*(torch.as_tensor(x).cpu() for x in self.starts))
             batch = DreamBatch(m, starts, self.controller, self.config, self.max_batch)
-            self._evaluator = ProcessPoolEvaluator(batch_fn=batch, workers=self.workers)
+            self._evaluator = make_evaluator(batch_fn=batch, config=spread)
 
     def params(self, solutions: np.ndarray) -> np.ndarray:
         """Search coordinates (N, P) or (P,) -> the LinearController's flat parameters, same shape."""
@@ -273,13 +279,14 @@ def train_controller_in_dream(mdnrnn: MDNRNN, episodes: Sequence[dict], controll
                               cma_config: CMAESConfig | None = None, dream_config: DreamConfig | None = None, *,
                               seed: int = 0, x0_params: np.ndarray | None = None, select_episodes: int = 64,
                               max_batch: int = 4096, record: bool = False, progress: bool = True,
-                              desc: str = "CMA-ES generations (in the dream)", workers: int = 1) -> DreamTrainResult:
+                              desc: str = "CMA-ES generations (in the dream)",
+                              workers: int | EvaluatorConfig = 1) -> DreamTrainResult:
     """Train C with CMA-ES without a single real step: every candidate plays in M's dream.
 
     episodes:  real encoded episodes (mu, logvar (T+1, Z), actions (T, A)): where dreams start, and
                the statistics of C's inputs (`dream_input_statistics`); they cost no new real steps
     x0_params: ordinary parameters of a C to start the search from (the last round's, say)
-    workers:   processes that dream (DreamEvaluator.workers; 1: this process)
+    workers:   processes that dream (DreamEvaluator.workers; 1: this process; or an EvaluatorConfig)
     Then picks between CMA-ES's best candidate and its final mean on fresh dreams.
     """
     cma_config = CMAESConfig() if cma_config is None else cma_config

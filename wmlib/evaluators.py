@@ -17,10 +17,11 @@ What gets scored comes in one of two shapes:
     batch_fn(solutions (n, P), seeds (R,)) -> Evaluation (n, R)             many at once (the dream)
 
 `SerialEvaluator` runs it in this process; `ProcessPoolEvaluator` spreads it over local worker
-processes (one torch thread each): one task per (candidate, seed) for a rollout_fn, so episodes of
-different lengths balance out over the workers, and one shard of candidates per worker for a
-batch_fn, whose whole point is one large batch. A distributed evaluator (Ray, say) only has to
-follow the same protocol.
+processes (one torch thread each); `wmlib.ray_evaluator.RayEvaluator` over Ray actors, on this
+machine or a cluster. The pooled ones cut a generation into the same tasks (`split_tasks`): one
+per (candidate, seed) for a rollout_fn, so episodes of different lengths balance out over the
+workers, and one shard of candidates per worker for a batch_fn, whose whole point is one large
+batch. `make_evaluator(rollout_fn, config=EvaluatorConfig(...))` picks one of the three.
 
 Introduced in: course/04_controller.ipynb
 """
@@ -35,7 +36,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import NamedTuple, Protocol, runtime_checkable
+from dataclasses import dataclass, replace
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -82,20 +84,49 @@ class Evaluator(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    """Who plays a generation's episodes, and where (`make_evaluator`). Speed only: the numbers are the same."""
+
+    kind: Literal["serial", "process", "ray"] | None = None
+    """serial (this process), process (local worker processes) or ray (Ray actors, here or on a cluster) (none:
+    local processes, or this process when workers is 1)."""
+    workers: int | None = None
+    """Worker processes or Ray actors (none: every core; with ray, every CPU of the Ray cluster)."""
+    ray_address: str | None = None
+    """With ray: 'auto' (the cluster `ray start` joined this machine to), HOST:PORT of a head, or
+    ray://HOST:10001 (none: a Ray of this machine's cores, started for the run and stopped after)."""
+    task_timeout_s: float = 900.0
+    """With ray: stop with an error when no task (one episode, or one shard of dreams) ends for this long."""
+
+    @property
+    def serial(self) -> bool:
+        """Whether this process plays everything (kind serial, or the default kind with one worker)."""
+        return self.kind == "serial" or (self.kind is None and self.workers == 1)
+
+    def __post_init__(self):
+        if self.kind not in (None, "serial", "process", "ray"):
+            raise ValueError(f"kind must be 'serial', 'process', 'ray' or None, got {self.kind!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise ValueError(f"workers must be at least 1 (or None: every core), got {self.workers!r}")
+        if not self.task_timeout_s > 0:
+            raise ValueError(f"task_timeout_s must be positive, got {self.task_timeout_s!r}")
+
+
 class WorkerError(RuntimeError):
     """A rollout failed in an evaluator; the message names the process, the candidates and the seeds."""
 
 
 class _Failed(Exception):
-    """Raised by _Work with `what` (which candidates and seeds, and the error) for the evaluator to report."""
+    """Raised by Work with `what` (which candidates and seeds, and the error) for the evaluator to report."""
 
     def __init__(self, what: str):
         super().__init__(what)
         self.what = what
 
 
-class _Work:
-    """The one thing both evaluators run: a rollout_fn over (candidate, seed) pairs, or a batch_fn."""
+class Work:
+    """The one thing every evaluator runs: a rollout_fn over (candidate, seed) pairs, or a batch_fn."""
 
     def __init__(self, rollout_fn: RolloutFn | None, batch_fn: BatchFn | None):
         if (rollout_fn is None) == (batch_fn is None):
@@ -131,7 +162,8 @@ class _Work:
         return Evaluation(returns, steps)
 
 
-def _as_solutions(solutions: np.ndarray, seeds: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+def as_solutions(solutions: np.ndarray, seeds: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+    """Checked inputs of an evaluator: solutions as a float64 (N, P) array, seeds as a list of ints."""
     solutions = np.asarray(solutions, dtype=np.float64)
     if solutions.ndim != 2:
         raise ValueError(f"expected solutions of shape (N, P), got {solutions.shape}")
@@ -145,11 +177,11 @@ class SerialEvaluator:
     """
 
     def __init__(self, rollout_fn: RolloutFn | None = None, *, batch_fn: BatchFn | None = None):
-        self._work = _Work(rollout_fn, batch_fn)
+        self._work = Work(rollout_fn, batch_fn)
 
     def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
         """solutions (N, P), seeds (R,) -> Evaluation with (N, R) returns and steps."""
-        solutions, seeds = _as_solutions(solutions, seeds)
+        solutions, seeds = as_solutions(solutions, seeds)
         try:
             return self._work(solutions, seeds)
         except _Failed as exc:
@@ -169,7 +201,7 @@ class SerialEvaluator:
 # Local worker processes
 # ---------------------------------------------------------------------------------------------
 
-_WORKER: _Work | None = None
+_WORKER: Work | None = None
 """In a worker process: what it scores (set once by _init_worker)."""
 
 
@@ -181,7 +213,7 @@ def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
             os._exit(1)
 
 
-def _init_worker(work: _Work, parent_pid: int) -> None:
+def _init_worker(work: Work, parent_pid: int) -> None:
     """Runs once in each worker: keep the work (heavy setup happens once), one torch thread per process."""
     global _WORKER
     _WORKER = work
@@ -189,12 +221,33 @@ def _init_worker(work: _Work, parent_pid: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
 
-def _run_task(first: int, solutions: np.ndarray, seeds: list[int]) -> tuple:
-    """One task in a worker. Errors come back as data (picklable), with the worker's pid."""
+def run_task(work: Work, where: str, first: int, solutions: np.ndarray, seeds: list[int]) -> tuple:
+    """One task wherever it runs: ("ok", Evaluation) or ("error", where, what failed, traceback).
+
+    Errors come back as data (picklable), so a pooled evaluator can name the worker (`where`), the
+    candidates and the seeds in its WorkerError.
+    """
     try:
-        return ("ok", _WORKER(solutions, seeds, first))
+        return ("ok", work(solutions, seeds, first))
     except _Failed as exc:
-        return ("error", os.getpid(), exc.what, traceback.format_exc())
+        return ("error", where, exc.what, traceback.format_exc())
+
+
+def split_tasks(batched: bool, workers: int, n: int, r: int) -> list[tuple[slice, list[int]]]:
+    """(candidate rows, seed columns) of each task of an (n, r) generation.
+
+    Single episodes: one task per (candidate, seed), so episodes of different lengths balance out.
+    Batches: at most `workers` shards of candidates, each with every seed (one large batch each).
+    """
+    if batched:
+        bounds = np.linspace(0, n, min(workers, n) + 1).round().astype(int)
+        return [(slice(a, b), list(range(r))) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    return [(slice(i, i + 1), [j]) for i in range(n) for j in range(r)]
+
+
+def _run_task(first: int, solutions: np.ndarray, seeds: list[int]) -> tuple:
+    """One task in a worker process (its work was set once by _init_worker)."""
+    return run_task(_WORKER, f"worker process {os.getpid()}", first, solutions, seeds)
 
 
 class ProcessPoolEvaluator:
@@ -219,7 +272,7 @@ class ProcessPoolEvaluator:
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.workers = int(workers or os.cpu_count() or 1)
         self.mp_context = mp_context
-        self._work = _Work(rollout_fn, batch_fn)
+        self._work = Work(rollout_fn, batch_fn)
         self._pool: ProcessPoolExecutor | None = None
 
     @property
@@ -228,15 +281,12 @@ class ProcessPoolEvaluator:
         return self._pool is not None
 
     def _tasks(self, n: int, r: int) -> list[tuple[slice, list[int]]]:
-        """(candidate rows, seed columns) of each task."""
-        if self._work.batched:
-            bounds = np.linspace(0, n, min(self.workers, n) + 1).round().astype(int)
-            return [(slice(a, b), list(range(r))) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-        return [(slice(i, i + 1), [j]) for i in range(n) for j in range(r)]
+        """(candidate rows, seed columns) of each task of an (n, r) generation."""
+        return split_tasks(self._work.batched, self.workers, n, r)
 
     def __call__(self, solutions: np.ndarray, seeds: Sequence[int]) -> Evaluation:
         """solutions (N, P), seeds (R,) -> Evaluation with (N, R) returns and steps."""
-        solutions, seeds = _as_solutions(solutions, seeds)
+        solutions, seeds = as_solutions(solutions, seeds)
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(self.mp_context),
                                              initializer=_init_worker, initargs=(self._work, os.getpid()))
@@ -262,8 +312,8 @@ class ProcessPoolEvaluator:
                 if out[0] == "error":
                     for f in pending:
                         f.cancel()
-                    _, pid, what, tb = out
-                    raise WorkerError(f"worker process {pid} failed on {what}\n--- traceback in the worker ---\n{tb}")
+                    _, where, what, tb = out
+                    raise WorkerError(f"{where} failed on {what}\n--- traceback in the worker ---\n{tb}")
                 returns[rows, cols], steps[rows, cols] = out[1]
         return Evaluation(returns, steps)
 
@@ -280,8 +330,22 @@ class ProcessPoolEvaluator:
         self.close()
 
 
-def make_evaluator(rollout_fn: RolloutFn, workers: int | None = None) -> SerialEvaluator | ProcessPoolEvaluator:
-    """A ProcessPoolEvaluator over `workers` processes (None: every core), or serial for workers=1."""
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    return SerialEvaluator(rollout_fn) if workers == 1 else ProcessPoolEvaluator(rollout_fn, workers)
+def make_evaluator(rollout_fn: RolloutFn | None = None, workers: int | None = None, *,
+                   batch_fn: BatchFn | None = None, config: EvaluatorConfig | None = None) -> Evaluator:
+    """The evaluator `config` asks for (default EvaluatorConfig()), over rollout_fn or batch_fn.
+
+    workers, when given, replaces config.workers. With the default kind: serial for one worker, else
+    a ProcessPoolEvaluator over `workers` processes (None: every core). kind="ray": a RayEvaluator
+    (wmlib.ray_evaluator, imported only then: `import ray` alone takes a second or two).
+    """
+    config = EvaluatorConfig() if config is None else config
+    if workers is not None:
+        config = replace(config, workers=workers)
+    if config.kind == "ray":
+        from wmlib.ray_evaluator import RayEvaluator  # slow to import (ray); only when asked for
+
+        return RayEvaluator(rollout_fn, config.workers, batch_fn=batch_fn, address=config.ray_address,
+                            task_timeout_s=config.task_timeout_s)
+    if config.serial:
+        return SerialEvaluator(rollout_fn, batch_fn=batch_fn)
+    return ProcessPoolEvaluator(rollout_fn, config.workers, batch_fn=batch_fn)
