@@ -48,6 +48,7 @@ from wmlib.config import MDNRNNConfig, PipelineConfig
 from wmlib.controller import LinearController, controller_config_for
 from wmlib.dream_training import DreamTrainResult, train_controller_in_dream
 from wmlib.envs import make_env
+from wmlib.evaluators import EvaluatorConfig
 from wmlib.latents import encode_episodes
 from wmlib.mdnrnn import MDNRNN, preset_config, train_mdnrnn
 from wmlib.rollouts import play_episode, save_episode
@@ -133,7 +134,7 @@ class _Run:
     work: Path
     seed: int
     progress: bool
-    dream_workers: int
+    dream_workers: int | EvaluatorConfig
     env: gym.Env
     rng: np.random.Generator  # exploration
     next_seed: int
@@ -163,7 +164,8 @@ class _Run:
         return {"seed": self.seed, "pipeline": str(self.work), "round": k, **extra}
 
 
-def _start(config: PipelineConfig, work_dir, seed: int, progress: bool, dream_workers: int) -> _Run:
+def _start(config: PipelineConfig, work_dir, seed: int, progress: bool,
+           dream_workers: int | EvaluatorConfig) -> _Run:
     """Check the config and the work dir, open the real env: a run before its first round."""
     world = world_spec(config.env_name)
     m_config = preset_config(config.env_name, config.vae.z_dim) if config.mdnrnn is None else config.mdnrnn
@@ -345,12 +347,13 @@ def _final_evaluation(run: _Run, picked: RoundAgent, episodes: int) -> dict:
 
 def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLike = "data/pipeline", *,
                  seed: int = 0, final_eval_episodes: int = 0, progress: bool = True,
-                 dream_workers: int = 1) -> PipelineResult:
+                 dream_workers: int | EvaluatorConfig = 1) -> PipelineResult:
     """Run the iterative procedure of the module docstring; write WORK/report.json after every round.
 
     work_dir must not hold an earlier run (its episodes, V, M and C land there).
     final_eval_episodes: real episodes that measure the final C afterwards (not counted as training steps).
-    dream_workers: processes that dream while C trains (wmlib.dream_training.DreamEvaluator; same result).
+    dream_workers: processes that dream while C trains, or an EvaluatorConfig (e.g. Ray actors); the
+        result is the same (wmlib.dream_training.DreamEvaluator).
     """
     config = PipelineConfig() if config is None else config
     start = time.perf_counter()
