@@ -13,6 +13,10 @@ For every course/zh/NAME.ipynb:
   inside it and a letter just outside (`**注意：**下面` shows its asterisks);
 - the course's source notes are never "the seed": no "the seed", and 种子 only as 随机种子 (a random seed).
 
+README.zh-CN.md: the set-up commands are README.md's, character for character; its links resolve, its chapter
+links lead to course/zh/ chapters of English chapters' names and cover every Chinese chapter; its emphasis
+renders and it never says "the seed".
+
 tests/test_notebooks.py checks that these notebooks are committed clean and that their exercise cells are
 registered and solved (the last test below checks that it does); nbval runs them as shipped.
 """
@@ -25,7 +29,7 @@ import nbformat
 import pytest
 
 from tests import test_notebooks
-from tests.test_notebooks import COURSE, ZH_NOTEBOOKS
+from tests.test_notebooks import COURSE, ROOT, ZH_NOTEBOOKS
 
 CJK_LETTER = re.compile(r"[\u4e00-\u9fff]")
 LINK_TARGET = re.compile(r"\]\(([^)\s]+)\)")
@@ -34,6 +38,8 @@ CODE_HTML = re.compile(r"<code>.*?</code>|<pre>.*?</pre>", re.S)
 # A literal asterisk left beside a non-ASCII character in the rendered text is emphasis Markdown did not see.
 LOST_EMPHASIS = re.compile(r"\*\*|\*[^\x00-\x7f]|[^\x00-\x7f]\*")
 SEED_FOR_NOTES = re.compile(r"\bthe seed\b|\bseed's\b|(?<!随机)种子", re.I)
+SHELL_BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
+README_ZH = ROOT / "README.zh-CN.md"
 
 
 def _name(path: Path) -> str:
@@ -133,6 +139,30 @@ def test_source_notes_are_never_the_seed(notebook):
         assert not found, (
             f"{_name(notebook)} cell {i} says {found.group()!r}: the course's source notes are never 'the seed' "
             "(种子 is a random seed, 随机种子); say what the claim is (一份常见的学习总结说……)")
+
+
+def test_readme_zh_has_the_same_commands():
+    english, chinese = SHELL_BLOCK.findall((ROOT / "README.md").read_text()), SHELL_BLOCK.findall(README_ZH.read_text())
+    assert english[:2] and chinese[:2] == english[:2], (
+        f"README.zh-CN.md's first two bash blocks {chinese[:2]} are not README.md's set-up commands {english[:2]}")
+
+
+def test_readme_zh_links_and_text():
+    text = README_ZH.read_text()
+    chapters = set()
+    for target in LINK_TARGET.findall(text):
+        if re.match(r"[a-z]+:|#", target):
+            continue
+        path = (ROOT / target.split("#")[0]).resolve()
+        if path.parent == (COURSE / "zh").resolve():
+            chapters.add(path.name)
+            assert (COURSE / path.name).exists(), f"README.zh-CN.md links {target}, which has no English chapter"
+        else:
+            assert path.exists(), f"README.zh-CN.md links {target}, which does not exist"
+    missing = sorted({p.name for p in ZH_NOTEBOOKS} - chapters)
+    assert not missing, f"README.zh-CN.md's chapter map does not link course/zh/ chapters {missing}"
+    assert not LOST_EMPHASIS.search(_rendered_text(text)), "README.zh-CN.md: some ** or * does not render"
+    assert not SEED_FOR_NOTES.search(text), "README.zh-CN.md calls the course's source 'the seed' (种子)"
 
 
 def test_the_checks_that_would_catch_a_bad_translation_can_fail():
