@@ -22,7 +22,7 @@ def sync(english: Path, chinese: Path) -> int:
     if [c.cell_type for c in en.cells] != [c.cell_type for c in zh.cells]:
         raise SystemExit(f"{chinese}: its cells no longer line up with {english}; add or remove the cell by hand")
     changed = 0
-    for a, b in zip(en.cells, zh.cells):
+    for a, b in zip(en.cells, zh.cells, strict=True):
         if a.cell_type == "code" and (a.source != b.source or a.metadata != b.metadata):
             b.source, b.metadata = a.source, a.metadata
             changed += 1
