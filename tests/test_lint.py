@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ruff_is_clean():
-    targets = [p for p in ("wmlib", "tests", "benchmarks", "course", "conftest.py") if (ROOT / p).exists()]
+    targets = [p for p in ("wmlib", "tests", "benchmarks", "course", "tools", "conftest.py") if (ROOT / p).exists()]
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *targets], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
