@@ -43,6 +43,8 @@ def _width(n):
 def test_strip_shows_real_and_imagined_rows(models, episodes):
     strip = ImaginationStrip(*models, episodes, horizon=5, scale=SCALE)
     assert strip.image.shape == ((2 * TILE + GAP) * SCALE, _width(5), 3) and strip.image.dtype == np.uint8
+    # the widget is told the picture's own size, so the browser does not stretch it (blurry)
+    assert (strip.image_widget.width, strip.image_widget.height) == (str(_width(5)), str((2 * TILE + GAP) * SCALE))
     assert strip.imagined_z.shape == (5, 8) and strip.done_prob.shape == (5,)
     assert strip.image_widget.value[:8] == b"\x89PNG\r\n\x1a\n"
     # The first tile of both rows is the real start frame, upscaled by nearest neighbour.

@@ -181,6 +181,8 @@ class ImaginationStrip:
                            [None] + ["end" if e else None for e in ends])
         self.image = upscale(strip, self.scale) if self.scale > 1 else strip
         self.image_widget.value = frame_to_png(strip, self.scale)
+        # Shown at its own size: without a width, JupyterLab stretches the picture to the cell (blurry).
+        self.image_widget.width, self.image_widget.height = str(self.image.shape[1]), str(self.image.shape[0])
         done = "" if self.done_prob is None else (
             " &nbsp; M's P(episode ends) per step: " + " ".join(f"{p:.2f}" for p in self.done_prob))
         ended = f" (the real episode ended after step {T - 1})" if t + n > T else ""
