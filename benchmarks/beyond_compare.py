@@ -5,10 +5,11 @@
 
 For every controller size (0: chapter 4's linear C, n: an MLP with n hidden units) and both trainers, from the
 same starts (30 random real episodes' first frames, encoded by the shipped V) and the same start parameters:
-train in M's dream until the controller's mean return on 64 fixed evaluation dreams reaches --target
+train in M's dream for the same budget of --budget dream steps (the update or generation that crosses it
+finishes), recording when the controller's mean return on 64 fixed evaluation dreams first reaches --target
 (CMA-ES: population 32 x 8 dreams, sigma0 0.5, chapter 5's settings, its mean scored every generation;
 gradients: wmlib.beyond.ImaginationConfig, scored every --grad-eval-every updates), then play --real-episodes
-real pixel-CartPole episodes with the shipped V and M and the trained C. Dream steps and wall time count
+real pixel-CartPole episodes with the shipped V and M and the final C. Dream steps and wall time count
 training only (evaluations are not counted). The second table is what one step of each trainer costs as the
 controller grows: a gradient update (256 dreams x 15 steps, forward and backward), a CMA-ES generation
 (32 x 8 dreams played to their end, plus CMA-ES's own ask/tell), and the covariance CMA-ES keeps (P x P).
@@ -44,13 +45,14 @@ from wmlib.vae import load_vae
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--grad-widths", type=int, nargs="+", default=[0, 8, 32, 128, 512])
+    p.add_argument("--grad-widths", type=int, nargs="+", default=[0, 8, 32, 512])
     p.add_argument("--cma-widths", type=int, nargs="+", default=[0, 8, 32])
     p.add_argument("--real-widths", type=int, nargs="*", default=[0, 32], help="sizes scored in reality")
     p.add_argument("--real-episodes", type=int, default=100)
     p.add_argument("--target", type=float, default=475.0)
-    p.add_argument("--cma-generations", type=int, default=40)
-    p.add_argument("--grad-updates", type=int, default=400)
+    p.add_argument("--budget", type=int, default=500_000, help="dream steps each trainer may spend")
+    p.add_argument("--cma-generations", type=int, default=200, help="at most (the budget usually ends it first)")
+    p.add_argument("--grad-updates", type=int, default=2_000, help="at most (the budget usually ends it first)")
     p.add_argument("--grad-eval-every", type=int, default=5)
     p.add_argument("--cost-repeats", type=int, default=3)
     return p.parse_args()
@@ -131,9 +133,9 @@ def main():
     print(f"shipped V and M; dreams start from {len(episodes)} random real episodes "
           f"({sum(len(e['actions']) for e in episodes):,} real steps); target: mean return >= {args.target:g} "
           f"on 64 fixed dreams of at most 500 steps; seed {args.seed}\n")
-    print("| trainer | controller | parameters P | dream steps to target | wall to target | evaluations | "
-          f"dream score | real score ({args.real_episodes} episodes) |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| trainer | controller | parameters P | dream steps to target | wall to target | dream steps used | wall | "
+          f"final dream score | real score ({args.real_episodes} episodes) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     cma = CMAESConfig(population_size=32, rollouts_per_candidate=8, sigma0=0.5, generations=args.cma_generations)
     grad = ImaginationConfig(updates=args.grad_updates, eval_every=args.grad_eval_every, target_score=args.target)
     jobs = [("CMA-ES", w) for w in args.cma_widths] + [("gradients", w) for w in args.grad_widths]
@@ -141,19 +143,19 @@ def main():
         actor = make_actor(width)
         if method == "CMA-ES":
             run = train_actor_with_cmaes(m, starts, actor, cma, seed=args.seed, target_score=args.target,
-                                         progress=False)
+                                         stop_at_target=False, max_dream_steps=args.budget, progress=False)
         else:
             run = train_in_imagination(m, starts, actor, Critic(mean, std, grad.critic_hidden), grad,
-                                       seed=args.seed, progress=False)
-        row = run.reached or run.history[-1]
-        to_target = (f"{row['dream_steps']:,} | {row['wall_s']:.1f} s" if run.reached else
-                     f"not reached ({run.dream_steps:,}) | not reached ({run.wall_s:.1f} s)")
+                                       seed=args.seed, stop_at_target=False, max_dream_steps=args.budget,
+                                       progress=False)
+        row = run.reached
+        to_target = f"{row['dream_steps']:,} | {row['wall_s']:.1f} s" if row else "not reached | -"
         real = "-"
         if width in args.real_widths and args.real_episodes > 0:
             mu, sd, _ = real_score(vae, m, run.actor, args.real_episodes)
             real = f"{mu:.1f} ± {sd:.1f}"
-        print(f"| {method} | {label(width)} | {actor.num_params:,} | {to_target} | {len(run.history)} | "
-              f"{row['dream_score']:.1f} | {real} |", flush=True)
+        print(f"| {method} | {label(width)} | {actor.num_params:,} | {to_target} | {run.dream_steps:,} | "
+              f"{run.wall_s:.1f} s | {run.final_score:.1f} | {real} |", flush=True)
     cost_table(m, starts, make_actor, mean, std, args.grad_widths, args.cma_widths, args.cost_repeats)
     print(f"\nwhole run: {time.perf_counter() - t_start:.0f} s")
 

@@ -189,6 +189,22 @@ def test_both_trainers_run_and_count_dream_steps():
     assert [h["step"] for h in cma.history] == [1, 2] and cma.dream_steps > 0
 
 
+def test_trainers_stop_at_the_budget_or_the_target():
+    m, starts, actor = _parts()
+    config = ImaginationConfig(horizon=4, batch_size=8, updates=50, eval_every=1, max_steps=20, target_score=None)
+    critic = Critic(np.zeros(Z + H), np.ones(Z + H), 8)
+    run = train_in_imagination(m, starts, actor, critic, config, eval_seeds=range(2), max_dream_steps=70,
+                               progress=False)
+    assert run.dream_steps == 96 and len(run.history) == 3  # the update that crosses 70 (3 x 32) finishes
+    m, starts, actor = _parts()
+    config = ImaginationConfig(horizon=4, batch_size=8, updates=50, eval_every=1, max_steps=20, target_score=0.0)
+    run = train_in_imagination(m, starts, actor, critic, config, eval_seeds=range(2), progress=False)
+    assert run.reached is run.history[0] and len(run.history) == 1  # every score reaches 0: stops at once
+    run = train_in_imagination(m, starts, actor, critic, config, eval_seeds=range(2), stop_at_target=False,
+                               max_dream_steps=64, progress=False)
+    assert run.reached is run.history[0] and len(run.history) == 2
+
+
 def test_imagination_config_refuses_bad_values():
     with pytest.raises(SettingError, match="gamma"):
         ImaginationConfig(gamma=1.5)

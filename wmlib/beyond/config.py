@@ -67,10 +67,12 @@ class BeyondSizes:
 
     start_episodes: int = 30
     """Random real episodes whose first frames start the dreams (chapter 5's)."""
-    gradient_updates: int = 300
-    """Gradient updates for the live actor-critic."""
-    cma_generations: int = 15
-    """CMA-ES generations for the live comparison (population and rollouts as chapter 5)."""
+    dream_budget: int = 300_000
+    """Dream steps each trainer may spend in the live comparison (the step that crosses it finishes)."""
+    gradient_updates: int = 1_000
+    """Gradient updates at most for the live actor-critic (the budget usually ends it first)."""
+    cma_generations: int = 100
+    """CMA-ES generations at most for the live comparison (the budget usually ends it first)."""
     cma_population: int = 32
     """CMA-ES candidates per generation."""
     cma_rollouts: int = 8
@@ -84,7 +86,7 @@ class BeyondSizes:
 
 
 DEFAULT_BEYOND_SIZES = BeyondSizes()
-FAST_BEYOND_SIZES = BeyondSizes(start_episodes=3, gradient_updates=4, cma_generations=2, cma_population=6,
+FAST_BEYOND_SIZES = BeyondSizes(start_episodes=3, dream_budget=4_000, gradient_updates=4, cma_generations=2, cma_population=6,
                                 cma_rollouts=2, eval_dreams=4, real_episodes=1, widths=(0, 8))
 
 

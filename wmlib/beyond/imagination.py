@@ -203,7 +203,8 @@ def _update(mdnrnn: MDNRNN, actor: Actor, critic: Critic, optimisers, config: Im
 
 def train_in_imagination(mdnrnn: MDNRNN, episodes_or_starts: Sequence[dict] | StartLatents, actor: Actor,
                          critic: Critic, config: ImaginationConfig | None = None, *, seed: int = 0,
-                         eval_seeds: Sequence[int] = range(64), progress: bool = True,
+                         eval_seeds: Sequence[int] = range(64), stop_at_target: bool = True,
+                         max_dream_steps: int | None = None, progress: bool = True,
                          desc: str = "gradient updates (in imagination)") -> TrainingRun:
     """Train the actor (in place) by backpropagating imagined lambda-returns through M; the critic alongside.
 
@@ -212,7 +213,8 @@ def train_in_imagination(mdnrnn: MDNRNN, episodes_or_starts: Sequence[dict] | St
     the critic values what lies beyond); a dream that ended, or reached max_steps, restarts from a real first
     frame. M is frozen (its weights get no gradient) but every gradient passes through it.
     Every `eval_every` updates the actor plays chapter 5's dream on the seeds `eval_seeds` (deterministic
-    pushes); the run stops when its mean return reaches `target_score`.
+    pushes); the run stops when its mean return first reaches `target_score` (with stop_at_target), after the
+    update that brings the training dream steps to `max_dream_steps`, or after `updates` updates.
     """
     config = ImaginationConfig() if config is None else config
     starts = episodes_or_starts if isinstance(episodes_or_starts, StartLatents) else start_latents(episodes_or_starts)
@@ -250,7 +252,10 @@ def train_in_imagination(mdnrnn: MDNRNN, episodes_or_starts: Sequence[dict] | St
                 if reached is None and config.target_score is not None \
                         and history[-1]["dream_score"] >= config.target_score:
                     reached = history[-1]
-                    break
+                    if stop_at_target:
+                        break
+            if max_dream_steps is not None and dream_steps >= max_dream_steps:
+                break
     finally:
         for p, flag in frozen:
             p.requires_grad_(flag)

@@ -99,7 +99,8 @@ class TrainingRun:
 def train_actor_with_cmaes(mdnrnn: MDNRNN, starts: StartLatents, actor: Actor, cma_config: CMAESConfig,
                            dream_config: DreamConfig | None = None, *, seed: int = 0,
                            eval_seeds: Sequence[int] = range(64), eval_every: int = 1,
-                           target_score: float | None = 475.0, progress: bool = True,
+                           target_score: float | None = 475.0, stop_at_target: bool = True,
+                           max_dream_steps: int | None = None, progress: bool = True,
                            desc: str = "CMA-ES in the dream") -> TrainingRun:
     """Chapter 5's search on any actor: candidates play R dreams each, CMA-ES moves its mean (in place).
 
@@ -126,6 +127,9 @@ def train_actor_with_cmaes(mdnrnn: MDNRNN, starts: StartLatents, actor: Actor, c
                             "dream_score": dream_score(mdnrnn, starts, actor, eval_seeds, dream_config)})
             if reached is None and target_score is not None and history[-1]["dream_score"] >= target_score:
                 reached = history[-1]
-                break
+                if stop_at_target:
+                    break
+        if max_dream_steps is not None and dream_steps >= max_dream_steps:
+            break
     actor.set_flat_params(es.mean)
     return TrainingRun("CMA-ES", actor, history, dream_steps, wall, reached)
