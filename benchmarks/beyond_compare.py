@@ -28,7 +28,7 @@ import torch
 from wmlib.agent import EVAL_SEED_START, WorldModelAgent
 from wmlib.agent import play_episode as play_agent
 from wmlib.beyond import Actor, Critic, ImaginationConfig, train_actor_with_cmaes, train_in_imagination
-from wmlib.beyond.imagination import _fresh_dreams, _update
+from wmlib.beyond.imagination import actor_critic_update, fresh_dreams
 from wmlib.beyond.search import actor_dream_returns
 from wmlib.cmaes import CMAES
 from wmlib.config import CMAESConfig, DreamConfig
@@ -83,11 +83,11 @@ def cost_table(m, starts, make_actor, mean, std, widths_grad, widths_cma, repeat
         opts = (torch.optim.Adam(actor.parameters(), 1e-9), torch.optim.Adam(critic.parameters(), 1e-9))
         for p in m.parameters():
             p.requires_grad_(False)
-        z, state = _fresh_dreams(starts, config.batch_size, m, g)
-        _update(m, actor, critic, opts, config, z, state, g)  # warm up
+        z, state = fresh_dreams(starts, config.batch_size, m, g)
+        actor_critic_update(m, actor, critic, opts, config, z, state, g)  # warm up
         t0 = time.perf_counter()
         for _ in range(repeats):
-            _update(m, actor, critic, opts, config, z, state, g)
+            actor_critic_update(m, actor, critic, opts, config, z, state, g)
         grad_s = (time.perf_counter() - t0) / repeats
         for p in m.parameters():
             p.requires_grad_(True)

@@ -86,8 +86,8 @@ class BeyondSizes:
 
 
 DEFAULT_BEYOND_SIZES = BeyondSizes()
-FAST_BEYOND_SIZES = BeyondSizes(start_episodes=3, dream_budget=4_000, gradient_updates=4, cma_generations=2, cma_population=6,
-                                cma_rollouts=2, eval_dreams=4, real_episodes=1, widths=(0, 8))
+FAST_BEYOND_SIZES = BeyondSizes(start_episodes=3, dream_budget=4_000, gradient_updates=4, cma_generations=2,
+                                cma_population=6, cma_rollouts=2, eval_dreams=4, real_episodes=1, widths=(0, 8))
 
 
 def beyond_sizes() -> BeyondSizes:

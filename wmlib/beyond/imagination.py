@@ -172,7 +172,7 @@ def imagine(mdnrnn: MDNRNN, actor: Actor, z: torch.Tensor, state: LSTMState, hor
 # ---------------------------------------------------------------------------------------------
 
 
-def _fresh_dreams(starts: StartLatents, n: int, mdnrnn: MDNRNN, generator: torch.Generator
+def fresh_dreams(starts: StartLatents, n: int, mdnrnn: MDNRNN, generator: torch.Generator
                   ) -> tuple[torch.Tensor, LSTMState]:
     """n dreams from real first frames: z_0 ~ N(mu, sigma^2) of a random start, an empty memory."""
     idx = torch.randint(len(starts.mu), (n,), generator=generator)
@@ -180,7 +180,7 @@ def _fresh_dreams(starts: StartLatents, n: int, mdnrnn: MDNRNN, generator: torch
     return starts.mu[idx] + torch.exp(0.5 * starts.logvar[idx]) * eps, mdnrnn.initial_state(n, "cpu")
 
 
-def _update(mdnrnn: MDNRNN, actor: Actor, critic: Critic, optimisers, config: ImaginationConfig,
+def actor_critic_update(mdnrnn: MDNRNN, actor: Actor, critic: Critic, optimisers, config: ImaginationConfig,
             z: torch.Tensor, state: LSTMState, generator: torch.Generator) -> Imagined:
     """One actor step and one critic step on `config.horizon` imagined steps from (z, state)."""
     opt_actor, opt_critic = optimisers
@@ -227,19 +227,19 @@ def train_in_imagination(mdnrnn: MDNRNN, episodes_or_starts: Sequence[dict] | St
     for p, _ in frozen:
         p.requires_grad_(False)
     mdnrnn.eval()
-    z, state = _fresh_dreams(starts, config.batch_size, mdnrnn, generator)
+    z, state = fresh_dreams(starts, config.batch_size, mdnrnn, generator)
     age = torch.zeros(config.batch_size, dtype=torch.long)
     history, dream_steps, wall, reached = [], 0, 0.0, None
     try:
         for update in tqdm(range(config.updates), desc=desc, unit="update", disable=not progress):
             t0 = time.perf_counter()
-            im = _update(mdnrnn, actor, critic, optimisers, config, z, state, generator)
+            im = actor_critic_update(mdnrnn, actor, critic, optimisers, config, z, state, generator)
             z, state = im.z.detach(), LSTMState(im.state.h.detach(), im.state.c.detach())
             age += config.horizon
             restart = im.ended | (age >= config.max_steps)
             if restart.any():
                 n = int(restart.sum())
-                z_new, state_new = _fresh_dreams(starts, n, mdnrnn, generator)
+                z_new, state_new = fresh_dreams(starts, n, mdnrnn, generator)
                 z, age = z.clone(), age.masked_fill(restart, 0)
                 z[restart], h, c = z_new, state.h.clone(), state.c.clone()
                 h[restart], c[restart] = state_new.h, state_new.c
