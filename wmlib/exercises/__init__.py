@@ -22,6 +22,7 @@ from wmlib.exercises._core import (
     use,
 )
 from wmlib.exercises.progress import summary as _summary
+from wmlib.exercises.quiz import Choice, Number, Quiz, quiz
 
 
 def progress():
@@ -45,5 +46,5 @@ def progress():
     return rows
 
 
-__all__ = ["CheckResult", "ExerciseError", "check", "get_exercise", "known_ids", "progress", "run_tests",
-           "strict_mode", "use"]
+__all__ = ["CheckResult", "Choice", "ExerciseError", "Number", "Quiz", "check", "get_exercise", "known_ids",
+           "progress", "quiz", "run_tests", "strict_mode", "use"]
