@@ -27,7 +27,24 @@ def _independent_centered_ranks(fitness):
     return ranks / (n - 1) - 0.5
 
 
+def _independent_agent_decide(vae, mdnrnn, controller, frame, state):
+    # Written without looking at wmlib's reference: the frame by hand, C by hand, M's one-hot by hand.
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    z = vae.encode(x)[0]
+    u = torch.cat((z, state.h), dim=-1) @ controller.weight.T + controller.bias
+    y = torch.tanh(u)[0]
+    if controller.config.action_map == "discrete":
+        action = int(y[0] > 0)
+        a = torch.zeros(1, mdnrnn.config.action_dim)
+        a[0, action] = 1.0
+    else:
+        action = np.array([y[0], (y[1] + 1) / 2, max(0.0, min(1.0, float(y[2])))], dtype=np.float32)
+        a = torch.from_numpy(action)[None]
+    return action, mdnrnn.step(z, a, state).state
+
+
 @pytest.mark.parametrize("exercise_id, fn", [
+    ("ch04.agent_decide", _independent_agent_decide),
     ("ch04.controller_action", _independent_controller_action),
     ("ch04.controller_param_count", _independent_param_count),
     ("ch04.centered_ranks", _independent_centered_ranks),

@@ -23,4 +23,14 @@ def centered_ranks(fitness):
     ranks[np.argsort(fitness)] = np.arange(n)   # the worst gets rank 0, the best n - 1
     return ranks / (n - 1) - 0.5
 ''',
+    "ch04.agent_decide": '''
+def agent_decide(vae, mdnrnn, controller, frame, state):
+    """One real step of the agent: see the frame, decide, remember."""
+    mu, _ = vae.encode(frames_to_tensor(frame))          # (1, Z): V's mean, as the agent uses it
+    y = controller(mu, state.h)                          # (1, 1): C reads z and the memory before this frame
+    action = map_action(y[0].numpy(), controller.config.action_map)   # 0 or 1 for CartPole
+    a = controller_to_m_actions(y, controller.config, mdnrnn.config.action_dim)  # (1, 2) one-hot, as M reads it
+    next_state = mdnrnn.step(mu, a, state).state         # M remembers what was seen and done
+    return action, next_state
+''',
 }

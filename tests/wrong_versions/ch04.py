@@ -55,6 +55,130 @@ def ca_in_place_cat(W, b, z, h):
     return torch.tanh(torch.cat([z, h], dim=1) @ W.T + b / 2)
 
 
+# --- ch04.agent_decide ------------------------------------------------------------------------
+# Written as a learner would, with the tools the chapter names: frames_to_tensor, map_action,
+# controller_to_m_actions (wmlib.dream) and mdnrnn.step.
+
+
+def _tools():
+    from wmlib.controller import map_action
+    from wmlib.dream import controller_to_m_actions
+    from wmlib.rollouts import frames_to_tensor
+
+    return frames_to_tensor, map_action, controller_to_m_actions
+
+
+def _m_action(y, controller, mdnrnn):
+    return _tools()[2](y, controller.config, mdnrnn.config.action_dim)
+
+
+def ad_h_and_z_swapped(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, map_action, _ = _tools()
+    mu, _ = vae.encode(frames_to_tensor(frame))
+    x = torch.cat([state.h, mu], dim=1)  # [h; z]: the same length, the columns of W read the wrong inputs
+    y = torch.tanh(x @ controller.weight.T + controller.bias)
+    return map_action(y[0].numpy(), controller.config.action_map), mdnrnn.step(mu, _m_action(y, controller, mdnrnn),
+                                                                                 state).state
+
+
+def ad_sampled_z(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, map_action, _ = _tools()
+    mu, logvar = vae.encode(frames_to_tensor(frame))
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # the agent reads the mean
+    y = controller(z, state.h)
+    return map_action(y[0].numpy(), controller.config.action_map), mdnrnn.step(z, _m_action(y, controller, mdnrnn),
+                                                                                state).state
+
+
+def ad_no_action_map(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, _, _ = _tools()
+    mu, _ = vae.encode(frames_to_tensor(frame))
+    y = controller(mu, state.h)
+    return y[0], mdnrnn.step(mu, _m_action(y, controller, mdnrnn), state).state
+
+
+def ad_stale_h(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, map_action, _ = _tools()
+    mu, _ = vae.encode(frames_to_tensor(frame))
+    y = controller(mu, state.h)
+    mdnrnn.step(mu, _m_action(y, controller, mdnrnn), state)
+    return map_action(y[0].numpy(), controller.config.action_map), state  # M's new memory thrown away
+
+
+def ad_memory_wiped(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, map_action, _ = _tools()
+    mu, _ = vae.encode(frames_to_tensor(frame))
+    y = controller(mu, state.h)
+    return map_action(y[0].numpy(), controller.config.action_map), mdnrnn.step(mu, _m_action(y, controller, mdnrnn),
+                                                                                 None).state
+
+
+def ad_reads_cell(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, map_action, _ = _tools()
+    mu, _ = vae.encode(frames_to_tensor(frame))
+    y = controller(mu, state.c)  # c is the LSTM's cell; C reads h
+    return map_action(y[0].numpy(), controller.config.action_map), mdnrnn.step(mu, _m_action(y, controller, mdnrnn),
+                                                                                state).state
+
+
+def ad_reads_new_h(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, map_action, _ = _tools()
+    mu, _ = vae.encode(frames_to_tensor(frame))
+    y0 = controller(mu, state.h)
+    nxt = mdnrnn.step(mu, _m_action(y0, controller, mdnrnn), state).state
+    y = controller(mu, nxt.h)  # decides on a memory that already contains this step
+    return map_action(y[0].numpy(), controller.config.action_map), nxt
+
+
+def ad_m_reads_y(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, map_action, _ = _tools()
+    mu, _ = vae.encode(frames_to_tensor(frame))
+    y = controller(mu, state.h)
+    return map_action(y[0].numpy(), controller.config.action_map), mdnrnn.step(mu, y, state).state
+
+
+def ad_frame_not_scaled(vae, mdnrnn, controller, frame, state):
+    _, map_action, _ = _tools()
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float()  # 0..255, V was trained on 0..1
+    mu, _ = vae.encode(x)
+    y = controller(mu, state.h)
+    return map_action(y[0].numpy(), controller.config.action_map), mdnrnn.step(mu, _m_action(y, controller, mdnrnn),
+                                                                                state).state
+
+
+def ad_frame_reshaped(vae, mdnrnn, controller, frame, state):
+    _, map_action, _ = _tools()
+    x = torch.from_numpy(frame.copy()).float().div(255).reshape(1, 3, 64, 64)  # reshape is not a transpose
+    mu, _ = vae.encode(x)
+    y = controller(mu, state.h)
+    return map_action(y[0].numpy(), controller.config.action_map), mdnrnn.step(mu, _m_action(y, controller, mdnrnn),
+                                                                                state).state
+
+
+def ad_logvar_as_z(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, map_action, _ = _tools()
+    z = vae.encode(frames_to_tensor(frame))[1]
+    y = controller(z, state.h)
+    return map_action(y[0].numpy(), controller.config.action_map), mdnrnn.step(z, _m_action(y, controller, mdnrnn),
+                                                                                state).state
+
+
+def ad_argmax_one_output(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, _, _ = _tools()
+    mu, _ = vae.encode(frames_to_tensor(frame))
+    y = controller(mu, state.h)
+    action = int(y[0].argmax()) if controller.config.action_map == "discrete" else y[0].numpy()
+    return action, mdnrnn.step(mu, _m_action(y, controller, mdnrnn), state).state
+
+
+def ad_returns_h(vae, mdnrnn, controller, frame, state):
+    frames_to_tensor, map_action, _ = _tools()
+    mu, _ = vae.encode(frames_to_tensor(frame))
+    y = controller(mu, state.h)
+    nxt = mdnrnn.step(mu, _m_action(y, controller, mdnrnn), state).state
+    return map_action(y[0].numpy(), controller.config.action_map), nxt.h
+
+
 # --- ch04.controller_param_count --------------------------------------------------------------
 
 
@@ -160,6 +284,21 @@ WRONG_VERSIONS = {
         "separate tanh for z and h": ca_sums_z_and_h_paths_then_tanh_each,
         "first batch row only": ca_first_row_only,
         "changes its inputs in place": ca_in_place_cat,
+    },
+    "ch04.agent_decide": {
+        "h and z swapped ([h; z] into W)": ad_h_and_z_swapped,
+        "sampled z where the agent uses mu": ad_sampled_z,
+        "action map skipped (returns y)": ad_no_action_map,
+        "stale h (M's new memory thrown away)": ad_stale_h,
+        "memory wiped every step": ad_memory_wiped,
+        "C reads the cell c, not h": ad_reads_cell,
+        "C reads the memory after this step": ad_reads_new_h,
+        "M reads C's raw y, not the action": ad_m_reads_y,
+        "frame not scaled to [0, 1]": ad_frame_not_scaled,
+        "frame reshaped, not transposed": ad_frame_reshaped,
+        "logvar used as z": ad_logvar_as_z,
+        "argmax over CartPole's single output": ad_argmax_one_output,
+        "returns h, not M's state": ad_returns_h,
     },
     "ch04.controller_param_count": {
         "bias counted once per input": pc_bias_per_input,

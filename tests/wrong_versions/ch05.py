@@ -1,6 +1,111 @@
-"""Plausible wrong answers to chapter 5's exercise. Each must be rejected by `check`."""
+"""Plausible wrong answers to chapter 5's exercises. Each must be rejected by `check`."""
 
 import torch
+
+from wmlib.dream import dream_step
+from wmlib.mdnrnn import LSTMState
+
+# --- ch05.dream_step_alive ----------------------------------------------------------------------
+# Written as a learner would: wmlib.dream.dream_step for M's step, then the bookkeeping.
+
+
+def _frozen(alive, new, old):
+    return torch.where(alive.unsqueeze(1), new, old)
+
+
+def _state(alive, out, state):
+    return LSTMState(_frozen(alive, out.state.h, state.h), _frozen(alive, out.state.c, state.c))
+
+
+def ds_dead_still_earn(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    return _frozen(alive, out.z, z), _state(alive, out, state), alive & ~out.terminated, returns + 1
+
+
+def ds_mask_after_done(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    alive_next = alive & ~out.terminated
+    return _frozen(alive, out.z, z), _state(alive, out, state), alive_next, returns + alive_next.float()
+
+
+def ds_done_never_masks(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    return _frozen(alive, out.z, z), _state(alive, out, state), alive, returns + alive.float()
+
+
+def ds_dead_revived(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    return _frozen(alive, out.z, z), _state(alive, out, state), ~out.terminated, returns + alive.float()
+
+
+def ds_dead_advance(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    return out.z, out.state, alive & ~out.terminated, returns + alive.float()
+
+
+def ds_memory_advances_for_dead(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    return _frozen(alive, out.z, z), out.state, alive & ~out.terminated, returns + alive.float()
+
+
+def ds_ending_step_frozen(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    alive_next = alive & ~out.terminated
+    return _frozen(alive_next, out.z, z), _state(alive_next, out, state), alive_next, returns + alive.float()
+
+
+def ds_threshold_half(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    alive_next = alive & ~(out.done_prob > 0.5)  # the end is sampled (u_done), not thresholded
+    return _frozen(alive, out.z, z), _state(alive, out, state), alive_next, returns + alive.float()
+
+
+def ds_temperature_ignored(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, 1.0, *noise)
+    return _frozen(alive, out.z, z), _state(alive, out, state), alive & ~out.terminated, returns + alive.float()
+
+
+def ds_noise_swapped(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    u, eps, u_done = noise
+    out = dream_step(mdnrnn, z, actions, state, temperature, eps, u, u_done)
+    return _frozen(alive, out.z, z), _state(alive, out, state), alive & ~out.terminated, returns + alive.float()
+
+
+def ds_returns_in_place(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    returns += alive.float()
+    return _frozen(alive, out.z, z), _state(alive, out, state), alive & ~out.terminated, returns
+
+
+def ds_alive_as_float(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    alive_next = alive.float() * (1 - out.terminated.float())
+    return _frozen(alive, out.z, z), _state(alive, out, state), alive_next, returns + alive.float()
+
+
+def ds_state_swapped(mdnrnn, z, state, actions, alive, returns, temperature, noise):
+    out = dream_step(mdnrnn, z, actions, state, temperature, *noise)
+    h, c = _state(alive, out, state)
+    return _frozen(alive, out.z, z), LSTMState(c, h), alive & ~out.terminated, returns + alive.float()
+
+
+DREAM_STEP_ALIVE = {
+    "dead dreams still accumulate reward": ds_dead_still_earn,
+    "mask applied after the done of the same step": ds_mask_after_done,
+    "done never sets the mask": ds_done_never_masks,
+    "ended dreams come back when M says not done": ds_dead_revived,
+    "ended dreams still advance": ds_dead_advance,
+    "ended dreams' memory still advances": ds_memory_advances_for_dead,
+    "a dream ending on this step does not take it": ds_ending_step_frozen,
+    "p(done) > 0.5 instead of the sampled end": ds_threshold_half,
+    "temperature ignored": ds_temperature_ignored,
+    "noise u and eps swapped": ds_noise_swapped,
+    "returns updated in place": ds_returns_in_place,
+    "alive returned as floats": ds_alive_as_float,
+    "h and c swapped in the state": ds_state_swapped,
+}
+
+# --- ch05.masked_returns ------------------------------------------------------------------------
 
 
 def mr_stops_before_done(rewards, dones):
@@ -97,5 +202,6 @@ MASKED_RETURNS = {
 }
 
 WRONG_VERSIONS = {
+    "ch05.dream_step_alive": DREAM_STEP_ALIVE,
     "ch05.masked_returns": MASKED_RETURNS,
 }

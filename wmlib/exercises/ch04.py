@@ -1,4 +1,5 @@
-"""Chapter 4 exercises: the controller's action, its parameter count, and centred ranks.
+"""Chapter 4 exercises: the controller's action, its parameter count, centred ranks, and the agent's
+decide step (frame -> V's mu -> [z, h] -> C -> env action, then M remembers).
 
 Introduced in: course/04_controller.ipynb
 """
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from wmlib.cmaes import centered_ranks
-from wmlib.controller import controller_action, controller_param_count
+from wmlib.controller import controller_action, controller_param_count, map_action
 from wmlib.exercises._asserts import as_tensor, assert_close
 from wmlib.exercises._core import register
 
@@ -227,5 +228,223 @@ register(
         ("random returns", _cr_random),
         ("only the order matters", _cr_only_order),
         ("input left unchanged", _cr_input_unchanged),
+    ],
+)
+
+
+# --- ch04.agent_decide ------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def agent_decide(vae, mdnrnn, controller, frame, state):
+    """One real step of the agent: V sees, C decides, M remembers (wmlib.agent.WorldModelAgent.act).
+
+    frame (64, 64, 3) uint8, state LSTMState(h, c) (1, H) each -> (env action, M's next state).
+    """
+    from wmlib.dream import controller_to_m_actions
+    from wmlib.rollouts import frames_to_tensor
+
+    mu, _ = vae.encode(frames_to_tensor(frame))  # (1, Z): the agent hands C V's mean, not a sample
+    y = controller(mu, state.h)  # (1, A_C): C reads the present (z) and the memory before this frame (h)
+    action = map_action(y[0].numpy(), controller.config.action_map)  # what env.step takes
+    a = controller_to_m_actions(y, controller.config, mdnrnn.config.action_dim)  # (1, A_M) as M reads it
+    return action, mdnrnn.step(mu, a, state).state
+
+
+_PARTS: dict = {}
+
+
+def _parts(world: str):
+    """Shipped V and M of `world` ("cartpole" or "carracing"), loaded once."""
+    if world not in _PARTS:
+        from wmlib.mdnrnn import load_mdnrnn
+        from wmlib.vae import load_vae
+
+        _PARTS[world] = (load_vae(world), load_mdnrnn(world))
+    return _PARTS[world]
+
+
+def _random_controller(world: str, seed: int, *, scale: float = 0.3, z_weight: float = 1.0, h_weight: float = 1.0):
+    from wmlib.controller import LinearController, controller_config_for
+
+    vae, m = _parts(world)
+    env = "cartpole-pixels" if world == "cartpole" else "carracing"
+    ctrl = LinearController(controller_config_for(env, vae.config.z_dim, m.config.hidden_size))
+    g = torch.Generator().manual_seed(seed)
+    Z = vae.config.z_dim
+    with torch.no_grad():
+        ctrl.weight.copy_(torch.randn(ctrl.weight.shape, generator=g) * scale)
+        ctrl.weight[:, :Z] *= z_weight
+        ctrl.weight[:, Z:] *= h_weight
+        ctrl.bias.copy_(torch.randn(ctrl.bias.shape, generator=g) * scale)
+    return ctrl.eval()
+
+
+def _frames(seed: int, n: int) -> list[np.ndarray]:
+    """n real pixel-CartPole frames of one random episode (fewer if it ends)."""
+    from wmlib.envs import make_env
+
+    env = make_env("cartpole-pixels")
+    frame, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    frames = [frame]
+    while len(frames) < n:
+        frame, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        frames.append(frame)
+        if terminated or truncated:
+            break
+    env.close()
+    return frames
+
+
+def _warm_state(m, frames, vae, seed: int):
+    """M's memory after some real frames and random actions (so that h is not zero)."""
+    from wmlib.rollouts import frames_to_tensor
+
+    g = torch.Generator().manual_seed(seed)
+    state = m.initial_state(1, "cpu")
+    with torch.no_grad():
+        for frame in frames:
+            mu, _ = vae.encode(frames_to_tensor(frame))
+            a = torch.nn.functional.one_hot(torch.randint(0, 2, (1,), generator=g), 2).float()
+            state = m.step(mu, a, state).state
+    return state
+
+
+def _decide(fn, vae, m, ctrl, frame, state, what: str):
+    with torch.no_grad():
+        got = fn(vae, m, ctrl, frame, state)
+    if not isinstance(got, tuple) or len(got) != 2:
+        raise AssertionError(f"{what}: return a pair (action, next_state), got {type(got).__name__}")
+    action, nxt = got
+    if not (isinstance(nxt, tuple) and len(nxt) == 2 and all(isinstance(x, torch.Tensor) for x in nxt)):
+        raise AssertionError(f"{what}: next_state should be M's LSTMState (h, c), as mdnrnn.step(...).state "
+                             f"gives it; got {type(nxt).__name__}")
+    return action, nxt
+
+
+def _same_action(got, want, what: str) -> None:
+    if isinstance(want, int):
+        if isinstance(got, bool) or not isinstance(got, int | np.integer):
+            raise AssertionError(f"{what}: CartPole's env.step takes an int (0 = push left, 1 = push right), got "
+                                 f"{type(got).__name__} {got!r}: turn C's output into an action with its action map")
+        if int(got) != want:
+            raise AssertionError(f"{what}: your action is {int(got)}, expected {want}")
+        return
+    got_arr = np.asarray(got.detach().cpu().numpy() if isinstance(got, torch.Tensor) else got, dtype=np.float64)
+    if got_arr.shape != np.shape(want):
+        raise AssertionError(f"{what}: the car's action is (steer, gas, brake), shape (3,), got shape {got_arr.shape}")
+    assert_close(torch.from_numpy(got_arr), torch.from_numpy(np.asarray(want, np.float64)),
+                 f"{what}: the env action (steer, gas, brake); gas lies in [0, 1] and brake in [0, 1]")
+
+
+def _same_state(got, want, what: str) -> None:
+    assert_close(got[0], want[0], f"{what}: M's h after this step")
+    assert_close(got[1], want[1], f"{what}: M's c after this step")
+
+
+def _ad_first_step(fn):
+    vae, m = _parts("cartpole")
+    ctrl = _random_controller("cartpole", 1)
+    frame = _frames(1, 1)[0]
+    state = m.initial_state(1, "cpu")
+    action, nxt = _decide(fn, vae, m, ctrl, frame, state, "the first step of an episode (empty memory)")
+    want_action, want_state = agent_decide(vae, m, ctrl, frame, state)
+    what = "the first step of an episode (z is V's mean mu of the frame scaled to [0, 1]; M then takes in (z, a))"
+    _same_action(action, want_action, what)
+    _same_state(nxt, want_state, what)
+
+
+def _ad_reads_old_h(fn):
+    # C on h alone: the action depends only on the memory *before* this frame.
+    vae, m = _parts("cartpole")
+    frames = _frames(2, 8)
+    state = _warm_state(m, frames[:-1], vae, 2)
+    for seed in range(3, 9):
+        ctrl = _random_controller("cartpole", seed, z_weight=0.0, scale=3.0)
+        action, _ = _decide(fn, vae, m, ctrl, frames[-1], state, "a step with a warm memory")
+        want, _ = agent_decide(vae, m, ctrl, frames[-1], state)
+        _same_action(action, want, f"a controller that reads h only (seed {seed}); C reads the memory M had "
+                     "before this frame, state.h (is [z; h] in the right order?)")
+
+
+def _ad_reads_mu(fn):
+    # C on z alone, weights large: a sampled z flips the decision, V's mean does not.
+    vae, m = _parts("cartpole")
+    frames = _frames(4, 6)
+    state = m.initial_state(1, "cpu")
+    for seed in range(10, 16):
+        ctrl = _random_controller("cartpole", seed, h_weight=0.0)
+        for frame in frames:
+            action, _ = _decide(fn, vae, m, ctrl, frame, state, "a step")
+            want, _ = agent_decide(vae, m, ctrl, frame, state)
+            _same_action(action, want, f"a controller that reads z only (seed {seed}); the agent hands C V's "
+                         "mean mu for the frame, not a sample, and the frame is scaled to [0, 1] as V was trained")
+
+
+def _ad_remembers(fn):
+    # A whole real episode, the state fed back each step, against the library's agent.
+    from wmlib.agent import WorldModelAgent
+    from wmlib.envs import make_env
+
+    vae, m = _parts("cartpole")
+    ctrl = _random_controller("cartpole", 20, scale=1.0)
+    env = make_env("cartpole-pixels")
+    agent = WorldModelAgent(vae, m, ctrl, env.action_space)
+    frame, _ = env.reset(seed=20)
+    state = m.initial_state(1, "cpu")
+    for t in range(40):
+        action, state = _decide(fn, vae, m, ctrl, frame, state, f"step {t} of a real episode")
+        want = agent.act(frame)
+        _same_action(action, want, f"step {t} of a real episode, your next_state fed back each step")
+        _same_state(state, agent.state, f"step {t} of a real episode (M takes in the z and the action of every "
+                    "step, and its memory carries over: next_state = mdnrnn.step(z, a, state).state)")
+        frame, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    env.close()
+
+
+def _ad_car(fn):
+    # The car: three outputs through the action map; M reads the action taken, not C's raw y.
+    vae, m = _parts("carracing")
+    g = torch.Generator().manual_seed(30)
+    frame = (torch.rand(64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
+    for seed in range(30, 33):
+        ctrl = _random_controller("carracing", seed, scale=0.2)
+        state = m.initial_state(1, "cpu")
+        state = m.step(torch.randn(1, 32, generator=g), torch.rand(1, 3, generator=g), state).state
+        action, nxt = _decide(fn, vae, m, ctrl, frame, state, "a step of the car")
+        want_action, want_state = agent_decide(vae, m, ctrl, frame, state)
+        _same_action(action, want_action, f"the car (seed {seed}; its action map: steer = y0, gas = (y1 + 1) / 2, "
+                     "brake = clip(y2, 0, 1))")
+        _same_state(nxt, want_state, f"the car (seed {seed}; M reads the action the car took, "
+                    "(steer, gas, brake), not C's raw output y)")
+
+
+def _ad_inputs_unchanged(fn):
+    vae, m = _parts("cartpole")
+    frames = _frames(5, 4)
+    state = _warm_state(m, frames[:-1], vae, 5)
+    frame = frames[-1].copy()
+    h, c = state.h.clone(), state.c.clone()
+    _decide(fn, vae, m, _random_controller("cartpole", 5), frame, state, "a step")
+    if not (torch.equal(h, state.h) and torch.equal(c, state.c)):
+        raise AssertionError("your function changed the memory it was given in place; return a new state instead")
+    if not np.array_equal(frame, frames[-1]):
+        raise AssertionError("your function changed the frame in place")
+
+
+register(
+    "ch04.agent_decide",
+    "(vae, mdnrnn, controller, frame (64, 64, 3) uint8, state LSTMState (1, H)) -> (action, next_state)",
+    agent_decide,
+    [
+        ("the first step (empty memory)", _ad_first_step),
+        ("C reads the memory before this frame", _ad_reads_old_h),
+        ("C reads V's mean of the frame", _ad_reads_mu),
+        ("a real episode: the memory carries over", _ad_remembers),
+        ("the car: action map and M's action", _ad_car),
+        ("inputs left unchanged", _ad_inputs_unchanged),
     ],
 )
