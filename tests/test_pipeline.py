@@ -168,3 +168,22 @@ def test_a_dream_without_reward_or_end_is_refused():
                  "actions": np.zeros((2, 3), np.float32)}]
     with pytest.raises(ValueError, match="neither the reward nor the end"):
         train_controller_in_dream(m, episodes, controller_config_for("carracing", 4, 8), progress=False)
+
+
+@pytest.mark.slow
+def test_start_vae_is_kept_in_round_0_and_refreshed_later(run, tmp_path):
+    """Chapter 5 starts the live pipeline from the shipped V: round 0 keeps it as is, round 1 continues it."""
+    first_v = run[1].vae  # a trained V of TINY's config, saved as a finished checkpoint
+    start = tmp_path / "start_vae"
+    save_checkpoint(first_v, TINY.vae, start, metadata={"history": [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}]})
+    one_round = dataclasses.replace(TINY, rounds=1)
+    kept = run_pipeline(one_round, tmp_path / "kept", seed=1, progress=False, start_vae=start)
+    for key, value in first_v.state_dict().items():
+        torch.testing.assert_close(kept.vae.state_dict()[key], value, msg=f"round 0 retrained V's {key}")
+    refreshed = run_pipeline(TINY, tmp_path / "refreshed", seed=1, progress=False, start_vae=start)
+    assert any(not torch.equal(refreshed.vae.state_dict()[k], v) for k, v in first_v.state_dict().items())
+    history = load_checkpoint(ConvVAE, VAEConfig, tmp_path / "refreshed" / "vae_train").metadata["history"]
+    assert len(history) == 3 + TINY.vae_epochs_per_round, "round 1 adds its epochs to the start V's 3"
+    with pytest.raises(ValueError, match="the start V .* but the pipeline asks for V"):
+        run_pipeline(dataclasses.replace(one_round, vae=VAEConfig(z_dim=8)), tmp_path / "bad", seed=1,
+                     progress=False, start_vae=start)

@@ -375,6 +375,8 @@ class PipelineArgs:
     """Seeds every stage."""
     final_eval_episodes: int = 100
     """Real episodes that measure the final C (not counted in the budget; 0: none)."""
+    start_vae: str | None = None
+    """A trained V that round 0 keeps instead of training one ('cartpole' shipped, or a checkpoint stem)."""
     dream_workers: int = 1
     """Processes or Ray actors that dream while C trains (1: this one); speed only."""
     threads: int | None = None
@@ -385,7 +387,7 @@ class PipelineArgs:
 def _pipeline(args: PipelineArgs, cmd: str) -> int:
     use_threads(args.threads)
     result = run_pipeline(args.pipeline, args.work, seed=args.seed, final_eval_episodes=args.final_eval_episodes,
-                          dream_workers=spread(args.evaluator, args.dream_workers))
+                          dream_workers=spread(args.evaluator, args.dream_workers), start_vae=args.start_vae)
     r = result.report
     print(json.dumps({"command": cmd, "real_steps": r["real_steps"], "dream_steps": r["dream_steps"],
                       "rounds": [{k: v for k, v in x.items() if k != "seconds"} for x in r["rounds"]],

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 
 from wmlib.agent import EVAL_SEED_START, WorldModelAgent
 from wmlib.agent import play_episode as play_agent
-from wmlib.checkpoints import save_checkpoint, save_json
+from wmlib.checkpoints import read_metadata, resolve, save_checkpoint, save_json
 from wmlib.config import MDNRNNConfig, PipelineConfig
 from wmlib.controller import LinearController, controller_config_for
 from wmlib.dream_training import DreamTrainResult, train_controller_in_dream
@@ -53,7 +54,7 @@ from wmlib.latents import encode_episodes
 from wmlib.mdnrnn import MDNRNN, preset_config, train_mdnrnn
 from wmlib.rollouts import play_episode, save_episode
 from wmlib.tasks import world_spec
-from wmlib.vae import ConvVAE, train_vae
+from wmlib.vae import ConvVAE, load_vae, train_vae
 
 REAL_SEED_BASE = 10_000_000
 """Real episodes of a run use seeds REAL_SEED_BASE + 100,000 * seed + i (apart from the evaluation range)."""
@@ -138,6 +139,8 @@ class _Run:
     env: gym.Env
     rng: np.random.Generator  # exploration
     next_seed: int
+    start_vae: str | os.PathLike | None = None  # a trained V that round 0 keeps instead of training one
+    vae_epochs_done: int = 0  # V's epochs after round 0 (the start V's own, or vae_epochs)
     steps_used: int = 0
     dream_steps: int = 0
     vae: ConvVAE | None = None
@@ -165,7 +168,7 @@ class _Run:
 
 
 def _start(config: PipelineConfig, work_dir, seed: int, progress: bool,
-           dream_workers: int | EvaluatorConfig) -> _Run:
+           dream_workers: int | EvaluatorConfig, start_vae: str | os.PathLike | None) -> _Run:
     """Check the config and the work dir, open the real env: a run before its first round."""
     world = world_spec(config.env_name)
     m_config = preset_config(config.env_name, config.vae.z_dim) if config.mdnrnn is None else config.mdnrnn
@@ -178,7 +181,7 @@ def _start(config: PipelineConfig, work_dir, seed: int, progress: bool,
     env = make_env(config.env_name, max_episode_steps=config.max_episode_steps)
     env.action_space.seed(seed)
     return _Run(config, m_config, work, seed, progress, dream_workers, env, np.random.default_rng(seed),
-                next_seed=REAL_SEED_BASE + 100_000 * seed)
+                next_seed=REAL_SEED_BASE + 100_000 * seed, start_vae=start_vae, vae_epochs_done=config.vae_epochs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,12 +224,32 @@ def _train_v(run: _Run, k: int) -> ConvVAE:
     from the last V on all the data (M then continues on the re-encoded latents; they move little).
     """
     c = run.config
-    files = (run.work / "rollouts").glob("round_00/*.npz" if k == 0 else "**/*.npz")
-    vae = train_vae(sorted(files), c.vae, epochs=c.vae_epochs + k * c.vae_epochs_per_round, seed=run.seed,
-                    checkpoint=run.work / "vae_train", progress=run.progress,
-                    continue_on_new_data=k > 0).vae.cpu().eval()
+    if k == 0 and run.start_vae is not None:
+        vae = _keep_start_vae(run)
+    else:
+        files = (run.work / "rollouts").glob("round_00/*.npz" if k == 0 else "**/*.npz")
+        vae = train_vae(sorted(files), c.vae, epochs=run.vae_epochs_done + k * c.vae_epochs_per_round,
+                        seed=run.seed, checkpoint=run.work / "vae_train", progress=run.progress,
+                        continue_on_new_data=k > 0).vae.cpu().eval()
     save_checkpoint(vae, c.vae, run.work / "vae", metadata=run.checkpoint_metadata(k))
     return vae
+
+
+def _keep_start_vae(run: _Run) -> ConvVAE:
+    """Round 0 with a V trained elsewhere (e.g. the shipped one): keep it, and let later rounds refresh it.
+
+    Its files become the run's V work checkpoint, which later rounds continue from (its weights and
+    epochs, a fresh optimizer), so the V that C acts on keeps learning the places C takes the cart.
+    """
+    vae = load_vae(run.start_vae)
+    if vae.config != run.config.vae:
+        raise ValueError(f"the start V {run.start_vae} has {vae.config}, but the pipeline asks for V "
+                         f"{run.config.vae}: give the pipeline the start V's config (PipelineConfig(vae=...))")
+    stem, _ = resolve(run.start_vae, "vae")
+    for suffix in (".json", ".safetensors"):
+        shutil.copyfile(stem.with_name(stem.name + suffix), run.work / f"vae_train{suffix}")
+    run.vae_epochs_done = len(read_metadata(run.start_vae, "vae").get("history", []))
+    return vae.cpu().eval()
 
 
 def _encode(run: _Run, new: list[dict], reencode: bool) -> None:
@@ -347,17 +370,22 @@ def _final_evaluation(run: _Run, picked: RoundAgent, episodes: int) -> dict:
 
 def run_pipeline(config: PipelineConfig | None = None, work_dir: str | os.PathLike = "data/pipeline", *,
                  seed: int = 0, final_eval_episodes: int = 0, progress: bool = True,
-                 dream_workers: int | EvaluatorConfig = 1) -> PipelineResult:
+                 dream_workers: int | EvaluatorConfig = 1,
+                 start_vae: str | os.PathLike | None = None) -> PipelineResult:
     """Run the iterative procedure of the module docstring; write WORK/report.json after every round.
 
     work_dir must not hold an earlier run (its episodes, V, M and C land there).
     final_eval_episodes: real episodes that measure the final C afterwards (not counted as training steps).
     dream_workers: processes that dream while C trains, or an EvaluatorConfig (e.g. Ray actors); the
         result is the same (wmlib.dream_training.DreamEvaluator).
+    start_vae: a trained V (a shipped name such as "cartpole", or a checkpoint path) that round 0 keeps
+        instead of training one on its random episodes; later rounds refresh it as usual. Its config must be
+        `config.vae`. The real steps its own data cost are not counted here (the shipped V's are in
+        assets/README.md).
     """
     config = PipelineConfig() if config is None else config
     start = time.perf_counter()
-    run = _start(config, work_dir, seed, progress, dream_workers)
+    run = _start(config, work_dir, seed, progress, dream_workers, start_vae)
     report = {"config": dataclasses.asdict(dataclasses.replace(config, mdnrnn=run.m_config)), "seed": seed,
               "real_steps": 0, "dream_steps": 0, "rounds": []}
     best: RoundAgent | None = None  # the result: the best C as scored for real
