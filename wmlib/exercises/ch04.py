@@ -241,7 +241,7 @@ def agent_decide(vae, mdnrnn, controller, frame, state):
 
     frame (64, 64, 3) uint8, state LSTMState(h, c) (1, H) each -> (env action, M's next state).
     """
-    from wmlib.dream import controller_to_m_actions
+    from wmlib.dream_training import controller_to_m_actions
     from wmlib.rollouts import frames_to_tensor
 
     mu, _ = vae.encode(frames_to_tensor(frame))  # (1, Z): the agent hands C V's mean, not a sample

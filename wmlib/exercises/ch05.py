@@ -273,7 +273,8 @@ def _ds_whole_dreams(fn):
     # 4 dreams of a fixed controller played to their ends with your step, against the library's batched dream.
     from wmlib.config import DreamConfig
     from wmlib.controller import controller_config_for
-    from wmlib.dream import BatchedDream, StartLatents, controller_to_m_actions, dream_rollouts
+    from wmlib.dream import BatchedDream, StartLatents
+    from wmlib.dream_training import controller_to_m_actions, dream_rollouts
 
     m = _shipped_m()
     g = torch.Generator().manual_seed(12)
