@@ -208,6 +208,10 @@ _DOOM_SHIPPED = (
              "python -m wmlib train-vae --rollouts data/doom/rollouts --out assets/doom_vae --epochs 2 --seed 0 "
              "--z-dim 64 --kl-tolerance 0.5 --lr 0.0003 --batch-size 32 --max-frames-per-epoch 12800 --half "
              "--threads 2"),
+    _shipped("doom_mdnrnn", "doom-takecover", "mdnrnn",
+             "python -m wmlib encode --vae assets/doom_vae --rollouts data/doom/rollouts --out data/doom/latents",
+             "python -m wmlib train-mdnrnn --env doom-takecover --latents data/doom/latents --out assets/doom_mdnrnn "
+             "--epochs 4 --seed 0 --val-episodes 20 --threads 2"),
 )
 
 WORLDS: dict[str, WorldSpec] = {spec.name: spec for spec in (
