@@ -126,7 +126,7 @@ def test_shipped_checkpoint_api():
     assert vae.command.startswith("python -m wmlib collect --env cartpole-pixels --episodes 600")
     assert shipped_checkpoint("carracing_mdnrnn").part == "mdnrnn"
     assert shipped_checkpoint("pipeline_cartpole_reports").part == "report"
-    assert shipped_checkpoint("cartpole") is None and shipped_checkpoint("doom_vae") is None
+    assert shipped_checkpoint("cartpole") is None and shipped_checkpoint("pong_vae") is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         vae.command = "rm -rf /"
     with pytest.raises(ValueError, match="names world 'carracing'"):
