@@ -311,7 +311,7 @@ def test_config_values_refused_through_nested_flags(tmp_path, capsys):
 
 def test_argparse_errors_return_2_without_a_traceback(capsys):
     assert refused(["collect", "--env", "pong", "--episodes", "1", "--out", "x"], capsys) == (
-        "error: --env: expected one of cartpole-pixels, cartpole, carracing, got 'pong'")
+        "error: --env: expected one of cartpole-pixels, cartpole, carracing, doom-takecover, got 'pong'")
     assert cli.main(["collect", "--env", "cartpole-pixels", "--episodes", "two", "--out", "x"]) == 2
     assert "invalid int value: 'two'" in capsys.readouterr().err
 

@@ -19,6 +19,9 @@ How the tanh outputs become an action (`ControllerConfig.action_map`):
                  outputs depends only on the difference of their pre-activations, so a second
                  output would double the parameters without adding a single new policy, and
                  CMA-ES gets slower as the dimension grows.
+    "thirds"     Doom TakeCover: one output split in thirds, as in the paper's code (threshold 1/3):
+                 y0 in [-1, -1/3) -> move left, [-1/3, 1/3] -> stay, (1/3, 1] -> move right,
+                 as ViZDoom numbers them: 2 (left), 0 (stay), 1 (right)
     "identity"   y itself (for continuous envs whose actions live in [-1, 1])
 
 Each world (wmlib.tasks) names its map. A map is one batched function in ACTION_MAPS, shared by the
@@ -60,6 +63,15 @@ def _discrete(y: torch.Tensor) -> torch.Tensor:
     return (y[:, 0] > 0).long() if y.shape[1] == 1 else y.argmax(dim=1)
 
 
+DOOM_STAY, DOOM_RIGHT, DOOM_LEFT = 0, 1, 2
+"""ViZDoom's TakeCover actions: its Discrete(3) lists the button combinations none, MOVE_RIGHT, MOVE_LEFT."""
+
+
+def _thirds(y: torch.Tensor) -> torch.Tensor:
+    y0 = y[:, 0]
+    return torch.where(y0 < -1 / 3, DOOM_LEFT, torch.where(y0 > 1 / 3, DOOM_RIGHT, DOOM_STAY)).long()
+
+
 def _steer_gas_brake(y: torch.Tensor) -> torch.Tensor:
     return torch.stack([y[:, 0], (y[:, 1] + 1) / 2, y[:, 2].clamp(0, 1)], dim=1)
 
@@ -67,6 +79,7 @@ def _steer_gas_brake(y: torch.Tensor) -> torch.Tensor:
 ACTION_MAPS: dict[str, ActionMap] = {
     "carracing": ActionMap(_steer_gas_brake, one_hot=False, outputs=3),
     "discrete": ActionMap(_discrete, one_hot=True),
+    "thirds": ActionMap(_thirds, one_hot=True, outputs=1),
     "identity": ActionMap(lambda y: y, one_hot=False),
 }
 """The action maps by name (`ControllerConfig.action_map`; the module docstring says what each does)."""

@@ -4,6 +4,8 @@
                                   above a strip that shows the whole track (wmlib.observations)
     make_env("cartpole")          CartPole-v1 as Gymnasium ships it (4 numbers of state)
     make_env("carracing")         CarRacing-v3, frames cropped and resized to 64x64x3 as in the paper
+    make_env("doom-takecover")    ViZDoom's TakeCover, the whole screen resized to 64x64x3 as in the paper,
+                                  episodes cut at 2,100 steps
 
 All of them run headless: no display is needed. `action_dim` and `encode_actions` turn env actions
 into the float vectors M reads (one-hot for a Discrete space, as they are for a Box).
@@ -41,7 +43,7 @@ def make_env(name: str, *, max_episode_steps: int | None = None, **kwargs) -> gy
     """Build one of the course's environments by name (see ENV_NAMES and wmlib.tasks).
 
     max_episode_steps overrides the time limit (the world's `episode_steps`: CartPole-v1 500,
-    CarRacing-v3 1000). Other keyword arguments go to `gymnasium.make` (for example
+    CarRacing-v3 1000, Doom TakeCover 2100). Other keyword arguments go to `gymnasium.make` (for example
     `render_mode="rgb_array"` on "cartpole" to look at it).
     """
     world = world_spec(name)

@@ -2,7 +2,8 @@
 
     cartpole_frame(state)    the course's CartPole frame, drawn from the 4-number state
     carracing_frame(obs)     CarRacing-v3's 96x96 picture cropped and resized as in the paper
-    CartPolePixels, CarRacingPixels   Gymnasium observation wrappers built on them
+    doom_frame(obs)          ViZDoom's whole screen resized to 64x64, as in the paper
+    CartPolePixels, CarRacingPixels, DoomPixels   Gymnasium observation wrappers built on them
 
 `wmlib.tasks` puts each world's frame transform and wrapper in its spec; `wmlib.envs.make_env`
 builds the env by name.
@@ -123,6 +124,24 @@ def carracing_frame(obs: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(obs[:84]).resize((64, 64), Image.Resampling.BILINEAR))
 
 
+def doom_frame(obs: dict) -> np.ndarray:
+    """The whole ViZDoom screen resized to 64x64x3, as the paper's Doom agent saw it.
+
+    obs: ViZDoom's Gymnasium observation, a dict whose "screen" is (H, W, 3) uint8 (any resolution;
+    wmlib.tasks asks for 160x120). Returns (64, 64, 3) uint8.
+
+    The paper cut the bottom 80 of 480 rows (Doom's status bar) before resizing; TakeCover's config
+    here turns the status bar off (render_hud = false), so the whole screen is the same game view.
+    The paper's code also stored the colours inverted (255 - x), a convention V does not care about;
+    we keep the colours as the game draws them, so the frames look like Doom to a learner.
+    """
+    screen = obs.get("screen") if isinstance(obs, dict) else None
+    if screen is None or screen.ndim != 3 or screen.shape[2] != 3 or screen.dtype != np.uint8:
+        got = f"{screen.shape} {screen.dtype}" if screen is not None else repr(type(obs))
+        raise ValueError(f"expected ViZDoom's observation dict with an RGB 'screen' (H, W, 3) uint8, got {got}")
+    return np.asarray(Image.fromarray(screen).resize((64, 64), Image.Resampling.BILINEAR))
+
+
 class CartPolePixels(gym.ObservationWrapper):
     """CartPole-v1 that observes 64x64x3 frames (drawn by `cartpole_frame`) instead of its 4-number state.
 
@@ -165,3 +184,32 @@ class CarRacingPixels(gym.ObservationWrapper):
 
     def observation(self, observation):
         return carracing_frame(observation)
+
+
+class DoomPixels(gym.ObservationWrapper):
+    """ViZDoom's TakeCover with 64x64x3 observations (`doom_frame`); the player's health goes to info["health"].
+
+    Action (Discrete(3), ViZDoom's order): 0 stay, 1 move right, 2 move left.
+    Observation: the whole screen, 64x64x3 uint8 (a black frame after the last step, as ViZDoom gives).
+    Reward: +1 for every step alive (the scenario's living reward).
+    Episode end: terminated when the player dies; truncated at the time limit (2,100 steps in wmlib.tasks).
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Box(0, 255, FRAME_SHAPE, np.uint8)
+
+    def observation(self, observation):
+        return doom_frame(observation)
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self.observation(obs), self._with_health(obs, info)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self.observation(obs), reward, terminated, truncated, self._with_health(obs, info)
+
+    @staticmethod
+    def _with_health(obs: dict, info: dict) -> dict:
+        return dict(info, health=float(obs["gamevariables"][0]))

@@ -3,13 +3,14 @@
     world_spec("cartpole-pixels")   CartPole-v1 seen as 64x64x3 frames: the spine of chapters 1-5
     world_spec("cartpole")          CartPole-v1's 4 numbers of state: chapter 1's DQN baseline
     world_spec("carracing")         CarRacing-v3 at the paper's 64x64: the paper's car
+    world_spec("doom-takecover")    ViZDoom's TakeCover at the paper's 64x64: the paper's dream experiment
 
 A spec says how to build the env and what its frames are, what actions it takes and how M reads
 them, how C's tanh outputs become those actions, M's preset, how a dream of it pays and ends, how
 long its episodes and dreams last, and which shipped checkpoints belong to it and the commands that
-rebuild them. Every other module asks the spec instead of comparing names, so a new world (Doom
-TakeCover, say: survival, a done head, one controller output split in thirds) is one more entry in
-WORLDS and, if its actions are new, one more action map in wmlib.controller.ACTION_MAPS.
+rebuild them. Every other module asks the spec instead of comparing names, so a new world is one
+more entry in WORLDS and, if its actions are new, one more action map in wmlib.controller.ACTION_MAPS
+(Doom TakeCover came that way: survival, a done head, one controller output split in thirds).
 
 Introduced in: course/01_problem.ipynb
 """
@@ -25,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from wmlib.config import MDNRNNConfig
-from wmlib.observations import CarRacingPixels, CartPolePixels, carracing_frame, cartpole_frame
+from wmlib.observations import CarRacingPixels, CartPolePixels, DoomPixels, carracing_frame, cartpole_frame, doom_frame
 
 PARTS = ("vae", "mdnrnn", "controller", "report")
 """What a shipped file can hold: V, M, C, or a report of runs."""
@@ -135,6 +136,31 @@ def _carracing(**kwargs) -> gym.Env:
     return CarRacingPixels(gym.make("CarRacing-v3", **kwargs))
 
 
+DOOM_SETTINGS = {"screen_resolution": "RES_160X120", "doom_skill": 4}
+"""What `make_env("doom-takecover")` asks ViZDoom for (keyword arguments replace them).
+
+160x120 instead of the scenario's 320x240: resized to 64x64 the frames are the same picture (a mean
+difference of about 2 of 255 per pixel) and the engine renders fewer pixels per step. Skill 4 is the
+scenario's own and the paper's difficulty. The setting does what Doom's skills do: measured with a
+uniformly random policy, skills 2, 3 and 4 play the same episodes (they differ only in which map
+objects appear, and TakeCover's monsters come from its script), skill 1 halves the damage taken and
+skill 5 ("Nightmare") makes monsters and their fireballs faster, so a random player dies about three
+times sooner. Skill 4's random player lives about as long as the paper's (210 +- 108 steps);
+assets/README.md gives the measured numbers."""
+
+DOOM_EPISODE_STEPS = 2100
+"""The paper's cap on a TakeCover episode (60 seconds of game at 35 tics a second); "solved" is > 750."""
+
+
+def _doom(max_episode_steps: int = DOOM_EPISODE_STEPS, **kwargs) -> gym.Env:
+    # vizdoom is imported here, not at the top: it loads the engine and pygame (a quarter of a second),
+    # which only the Doom world needs. Importing it registers ViZDoom's Gymnasium envs.
+    import vizdoom.gymnasium_wrapper  # noqa: F401
+
+    return DoomPixels(gym.make("VizdoomTakeCover-v1", max_episode_steps=max_episode_steps,
+                               **{**DOOM_SETTINGS, **kwargs}))
+
+
 def _shipped(stem: str, world: str, part: str, *commands: str) -> ShippedCheckpoint:
     return ShippedCheckpoint(stem, world, part, " && ".join(" ".join(c.split()) for c in commands))
 
@@ -204,6 +230,17 @@ WORLDS: dict[str, WorldSpec] = {spec.name: spec for spec in (
         # the paper trains the car's C in the real env, so there is no dream to pay C here yet.
         m_preset=MDNRNNConfig(action_dim=3), m_epochs=20, dream_reward="model", dream_max_steps=1000,
         shipped=_CARRACING_SHIPPED),
+    WorldSpec(
+        name="doom-takecover",
+        summary="ViZDoom's TakeCover seen as 64x64x3 frames; stay, move right or left; +1 per step alive",
+        make=_doom, frame=doom_frame, action_space=gym.spaces.Discrete(3), episode_steps=DOOM_EPISODE_STEPS,
+        action_map="thirds", controller_outputs=1,
+        # The paper's Doom M: H 512, K 5 and a done head whose rare ends are weighted 10x (the paper
+        # weights its ends' loss by 10). A random episode lasts ~200 steps, so windows of 100 steps
+        # hold about one end in two; batches of 32 windows keep an epoch quick on a CPU.
+        m_preset=MDNRNNConfig(action_dim=3, hidden_size=512, num_mixtures=5, predict_done=True,
+                              done_loss_weight=10.0, sequence_length=100, batch_size=32, learning_rate=1e-3),
+        m_epochs=30, dream_reward="survival", dream_max_steps=DOOM_EPISODE_STEPS),
 )}
 """Every world wmlib knows, by name."""
 
