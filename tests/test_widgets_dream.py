@@ -189,3 +189,28 @@ def test_last_action_is_named_in_the_caption(vae):
     assert "last action <b>right ▶</b>" in player.caption.value
     player.step(0)
     assert "last action <b>◀ left</b>" in player.caption.value
+
+
+def test_the_player_drives_a_doom_dream(vae):
+    env = make_dream("doom-takecover", tiny_m(action_dim=3), starts(), DreamConfig(max_steps=50, done_threshold=0.5),
+                     vae=vae, render_mode="rgb_array")
+    c = LinearController(controller_config_for("doom-takecover", Z, H))
+    c.set_flat_params(np.random.default_rng(4).normal(size=c.num_params) * 2)
+    player = DreamPlayer(env, controller=c, seed=0)
+    assert player.world.name == "doom-takecover"
+    assert player.actions == {"◀ left": 2, "stay": 0, "right ▶": 1}  # ViZDoom's order: 0 stay, 1 right, 2 left
+    player.set(controller_on=False)
+    for name in ("◀ left", "stay", "right ▶"):
+        player.press(name)
+    twin = make_dream("doom-takecover", tiny_m(action_dim=3), starts(), DreamConfig(max_steps=50, done_threshold=0.5))
+    twin.reset(seed=0)
+    for a in (2, 0, 1):
+        twin.step(a)
+    torch.testing.assert_close(player.env.z, twin.z)
+    player.set(controller_on=True, temperature=1.15)
+    for _ in range(6):
+        expected = c.act(player.env.z, player.env.h)
+        player.step()
+        assert player.last_action == expected and expected in (0, 1, 2)
+    assert "driven by the controller" in player.caption.value and "temperature 1.15" in player.caption.value
+    assert player.t == 9
