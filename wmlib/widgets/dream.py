@@ -118,7 +118,8 @@ class DreamPlayer:
                                                 disabled=controller is None, icon="android")
         self.controller_toggle.observe(lambda _: self._draw(), names="value")
         self.temperature_slider = W.FloatSlider(env.temperature, min=0.05, max=2.0, step=0.05,
-                                                description="temperature", readout_format=".2f")
+                                                description="temperature", readout_format=".2f",
+                                                style={"description_width": "initial"})  # the whole word
         self.temperature_slider.observe(self._on_temperature, names="value")
         self.play = W.Play(value=0, min=0, max=10**9, interval=interval_ms, description="play", show_repeat=False)
         self.play.observe(self._on_tick, names="value")
