@@ -1,7 +1,8 @@
-"""The dream player (chapter 5), driven from Python with a tiny untrained V and M."""
+"""The dream player (chapters 5 and 6), driven from Python with a tiny untrained V and M, for every world."""
 
 import io
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -58,11 +59,11 @@ def shown_frame(player):
 
 def test_buttons_drive_the_dream_like_env_steps(vae):
     player = cartpole_player(vae, seed=5)
-    assert set(player.buttons) == {"◀ push left", "push right ▶"}
+    assert list(player.buttons) == ["◀ left", "right ▶"]  # y = 0 pushes left too: no "stay"
     assert player.image.value[:8] == PNG_SIGNATURE and player.t == 0
     moves = [1, 1, 0, 1, 0, 0]
     for a in moves:
-        player.buttons["push right ▶" if a else "◀ push left"].click()
+        player.buttons["right ▶" if a else "◀ left"].click()
     assert player.t == len(moves) and player.total_reward == len(moves)
     # The same actions through a fresh DreamEnv with the same seed give the same dream.
     twin = make_dream("cartpole-pixels", tiny_m(), starts(), DreamConfig(max_steps=50, done_threshold=0.5))
@@ -77,7 +78,7 @@ def test_buttons_drive_the_dream_like_env_steps(vae):
 def test_step_repeats_the_last_action_without_a_controller(vae):
     player = cartpole_player(vae, seed=1)
     assert player.controller_toggle.disabled and not player.controller_on
-    player.press("push right ▶")
+    player.press("right ▶")
     player.step_button.click()
     assert player.last_action == 1 and player.t == 2
     with pytest.raises(ValueError, match="no controller"):
@@ -107,7 +108,7 @@ def test_temperature_slider_changes_the_dream(vae):
     assert b.env.temperature == pytest.approx(1.9) and "temperature 1.90" in b.caption.value
     for p in (a, b):
         for _ in range(3):
-            p.press("push right ▶")
+            p.press("right ▶")
     assert not torch.allclose(a.env.z, b.env.z)
 
 
@@ -127,7 +128,7 @@ def test_play_steps_on_each_tick_and_stops_at_the_end(vae):
 
 def test_a_done_dream_gets_a_red_border(vae):
     player = cartpole_player(vae, m=tiny_m(done_bias=8.0), seed=0)  # M is sure every step is the last
-    player.press("◀ push left")
+    player.press("◀ left")
     assert player.done and player.done_prob > 0.99
     image = np.asarray(Image.open(io.BytesIO(player.image.value)))
     assert tuple(image[0, 0]) == (220, 30, 30)
@@ -152,3 +153,64 @@ def test_player_needs_v(vae):
     env = make_dream("cartpole-pixels", tiny_m(), starts())
     with pytest.raises(ValueError, match="vae="):
         DreamPlayer(env)
+
+
+def test_buttons_come_from_the_world_spec():
+    from wmlib.tasks import WORLDS
+    from wmlib.widgets.dream import dream_buttons, world_of
+
+    for world in WORLDS.values():
+        if world.m_preset is None:
+            continue
+        assert world_of(world.new_action_space()) is world
+        buttons = dream_buttons(world.action_space, world)
+        assert len(buttons) >= 2, world.name
+        for action in buttons.values():
+            assert world.action_space.contains(action), (world.name, action)
+        if world.controller_outputs == 1:  # left, then right: y = -1 and y = +1 take different actions
+            names = list(buttons)
+            assert names[0] == "◀ left" and names[-1] == "right ▶", names
+            assert buttons["◀ left"] != buttons["right ▶"]
+    assert world_of(gym.spaces.Discrete(7)) is None
+    assert dream_buttons(gym.spaces.Discrete(3)) == {"action 0": 0, "action 1": 1, "action 2": 2}
+
+
+def test_a_controller_of_another_world_is_refused(vae):
+    env = make_dream("carracing", tiny_m(action_dim=3), starts(), vae=vae, render_mode="rgb_array")
+    with pytest.raises(ValueError, match="maps its outputs with 'discrete'"):
+        DreamPlayer(env, controller=controller())
+    with pytest.raises(ValueError, match="acts in Discrete"):
+        DreamPlayer(env, world="cartpole-pixels")
+
+
+def test_last_action_is_named_in_the_caption(vae):
+    player = cartpole_player(vae, seed=0)
+    player.press("right ▶")
+    assert "last action <b>right ▶</b>" in player.caption.value
+    player.step(0)
+    assert "last action <b>◀ left</b>" in player.caption.value
+
+
+def test_the_player_drives_a_doom_dream(vae):
+    env = make_dream("doom-takecover", tiny_m(action_dim=3), starts(), DreamConfig(max_steps=50, done_threshold=0.5),
+                     vae=vae, render_mode="rgb_array")
+    c = LinearController(controller_config_for("doom-takecover", Z, H))
+    c.set_flat_params(np.random.default_rng(4).normal(size=c.num_params) * 2)
+    player = DreamPlayer(env, controller=c, seed=0)
+    assert player.world.name == "doom-takecover"
+    assert player.actions == {"◀ left": 2, "stay": 0, "right ▶": 1}  # ViZDoom's order: 0 stay, 1 right, 2 left
+    player.set(controller_on=False)
+    for name in ("◀ left", "stay", "right ▶"):
+        player.press(name)
+    twin = make_dream("doom-takecover", tiny_m(action_dim=3), starts(), DreamConfig(max_steps=50, done_threshold=0.5))
+    twin.reset(seed=0)
+    for a in (2, 0, 1):
+        twin.step(a)
+    torch.testing.assert_close(player.env.z, twin.z)
+    player.set(controller_on=True, temperature=1.15)
+    for _ in range(6):
+        expected = c.act(player.env.z, player.env.h)
+        player.step()
+        assert player.last_action == expected and expected in (0, 1, 2)
+    assert "driven by the controller" in player.caption.value and "temperature 1.15" in player.caption.value
+    assert player.t == 9
