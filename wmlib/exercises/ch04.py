@@ -266,9 +266,10 @@ def _parts(world: str):
 
 def _random_controller(world: str, seed: int, *, scale: float = 0.3, z_weight: float = 1.0, h_weight: float = 1.0):
     from wmlib.controller import LinearController, controller_config_for
+    from wmlib.tasks import shipped_checkpoint
 
     vae, m = _parts(world)
-    env = "cartpole-pixels" if world == "cartpole" else "carracing"
+    env = shipped_checkpoint(f"{world}_vae").world  # the world the shipped V was made for
     ctrl = LinearController(controller_config_for(env, vae.config.z_dim, m.config.hidden_size))
     g = torch.Generator().manual_seed(seed)
     Z = vae.config.z_dim
