@@ -383,7 +383,7 @@ def test_bad_inputs_get_clear_errors(make_tiny_mdnrnn):
         dream_rollouts(m, starts, controller_config, params[:, :5], [0])
     with pytest.raises(ValueError, match="M has z_dim 4"):
         dream_rollouts(m, starts, controller_config_for("cartpole-pixels", 6, H), np.zeros((1, 15)), [0])
-    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="workers must be a positive integer or an EvaluatorConfig, got 0"):
         DreamEvaluator(m, starts, controller_config, workers=0)
     with pytest.raises(ValueError, match="encoded episodes with mu and logvar"):
         start_latents([{"frames": np.zeros((2, 64, 64, 3))}])
