@@ -6,7 +6,8 @@ dream and over real TakeCover episodes, beside the paper's numbers and a random 
 
 For each temperature tau, CMA-ES (`--population` x `--rollouts` dreams per candidate, `--generations`)
 trains C = tanh(W [z; h] + b) entirely inside M's dream, starting from the first frames of M's
-training episodes (`--latents`, made by the encode command in assets/README.md). The dream ends as
+training episodes (`--latents`, made by the encode command in assets/README.md; the first
+`--start-episodes` of them). The dream ends as
 M's done head says (sampled from its probability) or at 2,100 steps, and pays +1 per step. The C it
 picks then plays `--episodes` real episodes (seeds 1,000,000 ...), as does a uniformly random policy
 on the same seeds. Prints one row per temperature: dream score, real score (mean ± std), the paper's
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,6 +52,8 @@ def main(argv=None) -> int:
     p.add_argument("--vae", default="doom", help="V: shipped name or checkpoint stem")
     p.add_argument("--mdnrnn", default="doom", help="M: shipped name or checkpoint stem")
     p.add_argument("--latents", default="data/doom/latents", help="encoded real episodes where dreams start")
+    p.add_argument("--start-episodes", type=int, default=100,
+                   help="use the first N of them (C's input statistics run M along each, step by step)")
     p.add_argument("--episodes", type=int, default=100, help="real episodes scoring each C and the random policy")
     p.add_argument("--population", type=int, default=16)
     p.add_argument("--rollouts", type=int, default=8)
@@ -62,7 +66,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     vae, m = load_vae(args.vae), load_mdnrnn(args.mdnrnn)
-    episodes = load_latent_episodes(args.latents, m.config.action_dim)
+    files = sorted(Path(args.latents).glob("*.npz"))[: args.start_episodes]
+    episodes = load_latent_episodes(files, m.config.action_dim)
     c_config = controller_config_for(WORLD, vae.config.z_dim, m.config.hidden_size)
     max_steps = world_spec(WORLD).dream_max_steps
     print(f"dreams start from {len(episodes)} episodes of {args.latents}; CMA-ES {args.population} x "

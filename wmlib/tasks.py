@@ -212,6 +212,11 @@ _DOOM_SHIPPED = (
              "python -m wmlib encode --vae assets/doom_vae --rollouts data/doom/rollouts --out data/doom/latents",
              "python -m wmlib train-mdnrnn --env doom-takecover --latents data/doom/latents --out assets/doom_mdnrnn "
              "--epochs 4 --seed 0 --val-episodes 20 --threads 2"),
+    _shipped("doom_controller", "doom-takecover", "controller",
+             "python -m wmlib dream --env doom-takecover --vae assets/doom_vae --mdnrnn assets/doom_mdnrnn "
+             "--out assets/doom_controller --latents data/doom/latents --random-episodes 50 --population 24 "
+             "--rollouts 8 --sigma0 0.5 --generations 20 --temperature 1.15 --dream-reward auto --precision float32 "
+             "--select-episodes 64 --eval-episodes 100 --seed 0 --dream-workers 1 --workers 2 --threads 2"),
 )
 
 WORLDS: dict[str, WorldSpec] = {spec.name: spec for spec in (
