@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=("1", "2", "3"), nargs="+", default=["1", "2", "3"])
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    seed = 5_000_000 + args.seed  # far from the seeds the shipped V and M were trained on
+    seed = 5_000_000 + args.seed  # far from any random seed the shipped V and M were trained with
     if "1" in args.only:
         part1(["cartpole", "carracing"], args.episodes, args.car_steps, seed)
     if "2" in args.only:

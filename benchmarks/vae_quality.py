@@ -3,8 +3,8 @@
     python benchmarks/vae_quality.py                       # both shipped Vs, held-out rollouts in data/
     python benchmarks/vae_quality.py --only cartpole --episodes 20
 
-Held-out rollouts are read from data/<name>_vae_heldout/ when present (collected with the seed
-100000, which no training rollout uses; see assets/README.md); otherwise they are collected into a
+Held-out rollouts are read from data/<name>_vae_heldout/ when present (collected with random
+seed 100000, which no training rollout uses; see assets/README.md); otherwise they are collected into a
 temporary directory with that same command. For each V it prints one row: frames, the mean
 per-frame sum of squared errors (pixels in [0, 1], the loss's own unit) of V's reconstructions
 from mu, the same for two frame-blind baselines (all white, and the held-out average frame), the
