@@ -157,7 +157,7 @@ def _check_starts(starts: StartLatents, z_dim: int) -> StartLatents:
 
 
 def draw_episode(rng: np.random.Generator, n_starts: int) -> tuple[int, int]:
-    """What an episode's seed decides: which real start (index) and the seed of its noise stream."""
+    """What an episode's seed decides: which real start (index) and the random seed of its noise stream."""
     return int(rng.integers(n_starts)), int(rng.integers(2**63 - 1))
 
 

@@ -114,7 +114,7 @@ class EvaluatorConfig:
 
 
 class WorkerError(RuntimeError):
-    """A rollout failed in an evaluator; the message names the process, the candidates and the seeds."""
+    """A rollout failed in an evaluator; the message names the process, the candidates and their random seeds."""
 
 
 class _Failed(Exception):
@@ -225,7 +225,7 @@ def run_task(work: Work, where: str, first: int, solutions: np.ndarray, seeds: l
     """One task wherever it runs: ("ok", Evaluation) or ("error", where, what failed, traceback).
 
     Errors come back as data (picklable), so a pooled evaluator can name the worker (`where`), the
-    candidates and the seeds in its WorkerError.
+    candidates and their random seeds in its WorkerError.
     """
     try:
         return ("ok", work(solutions, seeds, first))
@@ -262,7 +262,7 @@ class ProcessPoolEvaluator:
                 top-level function or an object of a top-level class.
     The workers start at the first call and live until `close()` (or the end of a `with` block), so
     heavy setup inside the function (loading V and M, making the env) happens once per worker. A
-    failure gives a WorkerError naming the worker's pid, the candidates and the seeds; a worker
+    failure gives a WorkerError naming the worker's pid, the candidates and their random seeds; a worker
     that dies outright (killed, segfault) gives a WorkerError too, never a hang.
     """
 

@@ -13,7 +13,7 @@ into the same tasks as the process pool's (`split_tasks`) and handed out one tas
 so slow episodes do not hold the others up; the numbers are the serial evaluator's.
 
 Failures never hang the run: an exception in a rollout comes back as a WorkerError naming the
-actor, its node, the candidate and the seed; an actor that dies (killed, out of memory, its node
+actor, its node, the candidate and its random seed; an actor that dies (killed, out of memory, its node
 gone) is reported by Ray at once and becomes a WorkerError naming what it was playing; and if no
 task ends for `task_timeout_s`, the run stops with a WorkerError naming what was still playing.
 After any of these the actors are stopped; the next call starts new ones.

@@ -36,7 +36,7 @@ def save_training(stem: str | os.PathLike, model: torch.nn.Module, optimizer: to
               compares it
     history:  one entry per finished epoch
     metadata: anything else JSON-able worth keeping (the command); stored with the history, the epochs
-              done, the seed and the data fingerprint
+              done, the random seed and the data fingerprint
     """
     metadata = dict(metadata or {}, history=history, seed=run["seed"], epochs_done=len(history),
                     data_fingerprint=run["data_fingerprint"])

@@ -212,7 +212,7 @@ def train_in_imagination(mdnrnn: MDNRNN, episodes_or_starts: Sequence[dict] | St
     The B dreams carry on from update to update (the gradient flows through the last `horizon` steps only,
     the critic values what lies beyond); a dream that ended, or reached max_steps, restarts from a real first
     frame. M is frozen (its weights get no gradient) but every gradient passes through it.
-    Every `eval_every` updates the actor plays chapter 5's dream on the seeds `eval_seeds` (deterministic
+    Every `eval_every` updates the actor plays chapter 5's dream on the random seeds `eval_seeds` (deterministic
     pushes); the run stops when its mean return first reaches `target_score` (with stop_at_target), after the
     update that brings the training dream steps to `max_dream_steps`, or after `updates` updates.
     """
