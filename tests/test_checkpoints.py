@@ -8,11 +8,11 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from tests.test_vae import _tiny_rollouts
 from wmlib import checkpoints
 from wmlib.checkpoints import (
     CheckpointError,
@@ -29,7 +29,6 @@ from wmlib.checkpoints import (
 )
 from wmlib.config import MDNRNNConfig, VAEConfig
 from wmlib.mdnrnn import MDNRNN, load_mdnrnn
-from wmlib.rollouts import save_episode
 from wmlib.tasks import shipped_checkpoint
 from wmlib.vae import ConvVAE, load_vae, train_vae
 
@@ -40,17 +39,8 @@ M_TINY = MDNRNNConfig(z_dim=3, action_dim=2, hidden_size=8, num_mixtures=2)
 
 
 def _frames(directory, episodes=1, steps=8, seed=0):
-    """A tiny rollout folder: a bright square jumping over a dark background."""
-    rng = np.random.default_rng(seed)
-    for e in range(episodes):
-        frames = np.full((steps + 1, 64, 64, 3), 20, np.uint8)
-        for t in range(steps + 1):
-            r, c = rng.integers(0, 48, 2)
-            frames[t, r : r + 16, c : c + 16] = (230, 200, 40)
-        save_episode(directory / f"episode_{e:05d}.npz", {
-            "frames": frames, "actions": rng.integers(0, 2, steps), "rewards": np.ones(steps, np.float32),
-            "terminated": np.zeros(steps, bool), "truncated": np.zeros(steps, bool)})
-    return directory
+    """A tiny rollout folder (test_vae's bright square jumping over a dark background), one short episode."""
+    return _tiny_rollouts(directory, episodes, steps, seed)
 
 
 def _edit_json(path, edit):
