@@ -97,6 +97,36 @@ def test_carracing_frames():
     env.close()
 
 
+def _car_frames(env, seed: int, steps: int) -> np.ndarray:
+    """96x96 frames of one random drive (the same actions for every env given the same random seed)."""
+    rng = np.random.default_rng(seed)
+    frames = [env.reset(seed=seed)[0]]
+    for _ in range(steps):
+        action = np.array([rng.uniform(-1, 1), rng.uniform(0, 1), rng.uniform(0, 0.2)], np.float32)
+        frames.append(env.step(action)[0])
+    env.close()
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_fast_carracing_draws_the_stock_pixels(seed):
+    """The faster road drawing changes no pixel: zoom-in, turns, tiles changing colour when driven over."""
+    from gymnasium.envs.box2d.car_racing import CarRacing
+
+    from wmlib.carracing_fast import FastCarRacing
+
+    stock, fast = _car_frames(CarRacing(), seed, 120), _car_frames(FastCarRacing(), seed, 120)
+    assert np.array_equal(stock, fast)
+    assert len({f.tobytes() for f in fast}) > 100  # the drive really moved
+
+
+def test_carracing_world_is_the_stock_env_drawn_faster():
+    env = make_env("carracing")
+    assert env.spec.id == "CarRacing-v3" and env.spec.max_episode_steps == 1000
+    assert type(env.unwrapped).__name__ == "FastCarRacing"
+    env.close()
+
+
 def test_max_episode_steps():
     env = make_env("cartpole", max_episode_steps=5)
     env.reset(seed=0)

@@ -133,7 +133,9 @@ def _cartpole(**kwargs) -> gym.Env:
 
 
 def _carracing(**kwargs) -> gym.Env:
-    return CarRacingPixels(gym.make("CarRacing-v3", **kwargs))
+    # Gymnasium's CarRacing-v3 (same id, wrappers and frames), drawn faster: see wmlib/carracing_fast.py
+    spec = dataclasses.replace(gym.spec("CarRacing-v3"), entry_point="wmlib.carracing_fast:FastCarRacing")
+    return CarRacingPixels(gym.make(spec, **kwargs))
 
 
 DOOM_SETTINGS = {"screen_resolution": "RES_160X120", "doom_skill": 4}
