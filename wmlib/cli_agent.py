@@ -157,6 +157,8 @@ class TrainControllerArgs:
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     preset: Literal["paper-car"] | None = None
     """A named configuration (wmlib.cli_agent.PRESETS); flags set away from their defaults still win."""
+    threads: int | None = None
+    """Torch CPU threads of this process (none: torch's choice; rollout processes use one each); speed only."""
 
     def __post_init__(self):
         if self.max_steps is not None:
@@ -181,6 +183,7 @@ def with_preset(args: TrainControllerArgs) -> TrainControllerArgs:
 
 def _train_controller(args: TrainControllerArgs, cmd: str) -> int:
     args = with_preset(args)
+    use_threads(args.threads)
     rollout_fn = controller_rollout_for(args.env, args.vae, args.mdnrnn, use_h=not args.z_only,
                                         max_steps=args.max_steps, standardize_episodes=args.standardize_episodes,
                                         seed=args.seed)
