@@ -11,7 +11,7 @@ import pytest
 
 from wmlib.exercises import get_exercise, known_ids, run_tests
 
-CHAPTERS = ("ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch08")
+CHAPTERS = ("ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08")
 
 
 def _wrong_versions(chapter: str) -> dict[str, list[tuple[str, object]]]:

@@ -149,6 +149,30 @@ def test_the_player_drives_a_car_dream(vae):
     assert player.t == 2
 
 
+def test_the_cars_controller_drives_a_car_dream(vae):
+    # Chapter 7: the car's C (three outputs: steer, gas, brake) switched on in the car's dream.
+    env = make_dream("carracing", tiny_m(action_dim=3), starts(), vae=vae, render_mode="rgb_array")
+    c = LinearController(controller_config_for("carracing", Z, H))
+    c.set_flat_params(np.random.default_rng(5).normal(size=c.num_params))
+    player = DreamPlayer(env, controller=c, seed=0)
+    assert player.controller_on and not player.controller_toggle.disabled
+    twin = make_dream("carracing", tiny_m(action_dim=3), starts())
+    twin.reset(seed=0)
+    for _ in range(3):
+        expected = c.act(twin.z, twin.h)
+        assert player.step()
+        np.testing.assert_allclose(player.last_action, expected)
+        twin.step(expected)
+        torch.testing.assert_close(player.env.z, twin.z)
+    steer, gas, brake = player.last_action
+    assert -1 <= steer <= 1 and 0 <= gas <= 1 and 0 <= brake <= 1
+    shown = "(" + ", ".join(f"{v:+.2f}" for v in player.last_action) + ")"
+    assert f"last action <b>{shown}</b>" in player.caption.value and "driven by the controller" in player.caption.value
+    # The car's dream pays by M's reward head; this M has none, so the caption shows no return.
+    assert env.reward_mode == "survival" and "no dream reward" in player.caption.value
+    assert "return" not in player.caption.value
+
+
 def test_player_needs_v(vae):
     env = make_dream("cartpole-pixels", tiny_m(), starts())
     with pytest.raises(ValueError, match="vae="):

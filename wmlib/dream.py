@@ -388,6 +388,11 @@ class DreamEnv(gym.Env):
         return self._dream.t
 
     @property
+    def reward_mode(self) -> str:
+        """How this dream pays: "survival" (+1 per step) or "model" (M's reward head)."""
+        return self._dream.reward_mode
+
+    @property
     def temperature(self) -> float:
         """tau of the dream's sampling; set it to make the dream calmer (< 1) or wilder (> 1)."""
         return self.config.temperature

@@ -14,7 +14,7 @@ Introduced in: course/00_start_here.ipynb
 import html
 
 # Importing a chapter's module registers its exercises.
-from wmlib.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch08  # noqa: F401
+from wmlib.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08  # noqa: F401
 from wmlib.exercises._core import (
     CheckResult,
     ExerciseError,

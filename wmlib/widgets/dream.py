@@ -2,7 +2,8 @@
 
 One player for every world that dreams (wmlib.tasks): its buttons come from the world's spec, never
 from its name (see `dream_buttons`): left / right for CartPole, left / stay / right for Doom
-TakeCover, steer / brake for the car.
+TakeCover, steer / brake for the car. Any world's controller can drive (the car's: three outputs,
+steer, gas and brake; its action is shown as those three numbers).
 
 Introduced in: course/05_dream.ipynb
 """
@@ -74,7 +75,8 @@ class DreamPlayer:
     `set(temperature=, controller_on=)`; then read `frame` ((64, 64, 3) uint8), `t`,
     `total_reward`, `done`, `last_action`, and `image.value` (PNG bytes).
 
-    Introduced in: course/05_dream.ipynb (CartPole, the car); course/06_doom.ipynb (Doom TakeCover)
+    Introduced in: course/05_dream.ipynb (CartPole, the car); course/06_doom.ipynb (Doom TakeCover);
+    course/07_car.ipynb (the car's dream with its trained controller switched on)
     """
 
     def __init__(self, env, controller=None, *, world: str | None = None, actions: dict | None = None,
@@ -94,6 +96,10 @@ class DreamPlayer:
         if controller is not None and self.world is not None and controller.config.action_map != self.world.action_map:
             raise ValueError(f"the controller maps its outputs with {controller.config.action_map!r}, the world "
                              f"{self.world.name!r} with {self.world.action_map!r}")
+        # A world whose dream pays by M's reward head (the car), dreamed by an M without one, pays +1 a step: a
+        # count of dream steps, not a score, and the caption says so.
+        self.scored = not (self.world is not None and self.world.dream_reward == "model"
+                           and getattr(env, "reward_mode", "model") != "model")
         self.actions = dict(actions) if actions is not None else dream_buttons(env.action_space, self.world)
         if not self.actions:
             raise ValueError("the dream player needs at least one action button")
@@ -177,7 +183,8 @@ class DreamPlayer:
         for name, a in self.actions.items():
             if np.array_equal(np.asarray(a), np.asarray(action)):
                 return name
-        return str(np.round(np.asarray(action), 2).tolist())
+        values = np.asarray(action, dtype=np.float64).reshape(-1)  # C's own action, e.g. the car's (steer, gas, brake)
+        return "(" + ", ".join(f"{v:+.2f}" for v in values) + ")"
 
     def set(self, *, temperature: float | None = None, controller_on: bool | None = None) -> DreamPlayer:
         """Move the temperature slider or flip the controller switch, as a learner would."""
@@ -216,5 +223,6 @@ class DreamPlayer:
         did = "" if self.t == 0 else f" &nbsp; last action <b>{self.action_name(self.last_action)}</b>"
         p_end = "" if self.done_prob is None else f" &nbsp; M's P(end) {self.done_prob:.2f}"
         status = "<b style='color:#cf222e'>the dream has ended: press reset</b><br>" if self.done else ""
-        self.caption.value = (f"{status}dream step <b>{self.t}</b> &nbsp; return {self.total_reward:g}{p_end}{did}"
+        paid = f"return {self.total_reward:g}" if self.scored else "no dream reward (this M has no reward head)"
+        self.caption.value = (f"{status}dream step <b>{self.t}</b> &nbsp; {paid}{p_end}{did}"
                               f" &nbsp; driven by {driver} &nbsp; temperature {self.env.temperature:.2f}")
