@@ -156,7 +156,7 @@ class DreamerConfig:
     """Real env steps at most (random episodes and the actor's; evaluation episodes are counted apart)."""
     random_episodes: int = 5
     """Random real episodes played first."""
-    train_every: int = 5
+    train_every: int = 10
     """One training update (world model, then actor-critic) per this many new real steps."""
     pretrain_updates: int = 100
     """Updates on the random episodes before the actor plays its first episode."""
@@ -174,11 +174,11 @@ class DreamerConfig:
     """Hidden units of the actor (an MLP on [s; h]; wmlib.beyond.policy.Actor)."""
     critic_hidden: int = 128
     """Units in each of the critic's two hidden layers."""
-    actor_lr: float = 3e-4
+    actor_lr: float = 1e-3
     """Adam's learning rate for the actor."""
-    critic_lr: float = 3e-4
+    critic_lr: float = 1e-3
     """Adam's learning rate for the critic."""
-    entropy_scale: float = 1e-3
+    entropy_scale: float = 3e-3
     """Weight of the actor's entropy (in units of the best possible return)."""
     ac_max_grad_norm: float = 100.0
     """The actor's and the critic's gradient norms are clipped to this."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -256,7 +257,8 @@ def evaluate(learner: Learner, episodes: int, *, seed_start: int = EVAL_SEED_STA
 class DreamerResult:
     """What `train_dreamer` returns.
 
-    curve: one dict per evaluation {"real_steps", "mean", "std", "imagined_value", "real_discounted"}
+    curve: one dict per evaluation {"real_steps", "mean", "std", "imagined_value", "real_discounted", "updates",
+           "wm_total", "wm_reconstruction", "wm_continuation", "wm_kl" (the mean losses since the last one)}
     losses: one dict per update (WorldModelLoss's parts as floats, "imagined_continue", "real_steps")
     steps_to_target: real steps used when `check_episodes` episodes first averaged >= target (None: never)
     final: the last actor's evaluation over `check_episodes` real episodes (see `evaluate`)
@@ -282,9 +284,13 @@ def _evaluate_and_check(learner: Learner, config: DreamerConfig, steps: int, cur
     return check if check["mean"] >= config.target_return else None
 
 
-def train_dreamer(config: DreamerConfig | None = None, *, seed: int = 0, progress: bool = True) -> DreamerResult:
+def train_dreamer(config: DreamerConfig | None = None, *, seed: int = 0, progress: bool = True,
+                  on_eval: Callable[[dict], None] | None = None) -> DreamerResult:
     """Run the loop of the module docstring on pixel CartPole until the real step budget is spent or the target
-    is confirmed; then evaluate the last actor on `check_episodes` real episodes (not counted)."""
+    is confirmed; then evaluate the last actor on `check_episodes` real episodes (not counted).
+
+    on_eval(row) is called with each new row of the learning curve (plus the mean world-model loss since the last).
+    """
     config = DreamerConfig() if config is None else config
     t_start = time.perf_counter()
     torch.manual_seed(seed)
@@ -324,6 +330,12 @@ def train_dreamer(config: DreamerConfig | None = None, *, seed: int = 0, progres
         if steps >= next_eval or steps >= config.real_step_budget:
             next_eval += config.eval_every or config.real_step_budget + 1
             confirmed = _evaluate_and_check(learner, config, steps, curve)
+            recent = [row for row in losses if row["real_steps"] > (curve[-2]["real_steps"] if len(curve) > 1 else 0)]
+            curve[-1]["updates"] = len(losses)
+            for key in ("total", "reconstruction", "continuation", "kl"):
+                curve[-1][f"wm_{key}"] = float(np.mean([row[key] for row in recent])) if recent else float("nan")
+            if on_eval is not None:
+                on_eval(curve[-1])
             bar.set_postfix(eval_mean=curve[-1]["mean"])
     bar.close()
     env.close()
