@@ -61,34 +61,6 @@ class ImaginationConfig:
         check_real("entropy_scale", self.entropy_scale, 0)
 
 
-@dataclass(frozen=True)
-class BeyondSizes:
-    """How much chapter 8 trains and measures live (`beyond_sizes()`: fast in CI, default for a learner)."""
-
-    start_episodes: int = 30
-    """Random real episodes whose first frames start the dreams (chapter 5's)."""
-    dream_budget: int = 300_000
-    """Dream steps each trainer may spend in the live comparison (the step that crosses it finishes)."""
-    gradient_updates: int = 1_000
-    """Gradient updates at most for the live actor-critic (the budget usually ends it first)."""
-    cma_generations: int = 100
-    """CMA-ES generations at most for the live comparison (the budget usually ends it first)."""
-    cma_population: int = 32
-    """CMA-ES candidates per generation."""
-    cma_rollouts: int = 8
-    """Dreams per CMA-ES candidate."""
-    eval_dreams: int = 64
-    """Dreams that score a controller in the dream."""
-    real_episodes: int = 10
-    """Real pixel-CartPole episodes that score a controller in the chapter (the benchmark plays 100)."""
-    widths: tuple[int, ...] = (0, 8, 32)
-    """Controller sizes for the cost-per-update measurement: 0 is the linear C, n an MLP with n hidden units."""
-    rssm_run: DreamerConfig | None = None
-    """The chapter's live RSSM run (a short DreamerConfig; None: LIVE_RSSM_RUN). The benchmark runs the full one."""
-
-
-
-
 # ---------------------------------------------------------------------------------------------
 # The tiny RSSM (PlaNet/Dreamer's world model) and the Dreamer-style loop around it
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +181,35 @@ class DreamerConfig:
 LIVE_RSSM_RUN = DreamerConfig(real_step_budget=1_500, random_episodes=10, pretrain_updates=60, train_every=10,
                               eval_every=500, eval_episodes=5, check_episodes=0)
 """The chapter's live run at default size: a couple of minutes on one core, far from the benchmark's budget."""
-DEFAULT_BEYOND_SIZES = BeyondSizes(rssm_run=LIVE_RSSM_RUN)
+
+
+@dataclass(frozen=True)
+class BeyondSizes:
+    """How much chapter 8 trains and measures live (`beyond_sizes()`: fast in CI, default for a learner)."""
+
+    start_episodes: int = 30
+    """Random real episodes whose first frames start the dreams (chapter 5's)."""
+    dream_budget: int = 300_000
+    """Dream steps each trainer may spend in the live comparison (the step that crosses it finishes)."""
+    gradient_updates: int = 1_000
+    """Gradient updates at most for the live actor-critic (the budget usually ends it first)."""
+    cma_generations: int = 100
+    """CMA-ES generations at most for the live comparison (the budget usually ends it first)."""
+    cma_population: int = 32
+    """CMA-ES candidates per generation."""
+    cma_rollouts: int = 8
+    """Dreams per CMA-ES candidate."""
+    eval_dreams: int = 64
+    """Dreams that score a controller in the dream."""
+    real_episodes: int = 10
+    """Real pixel-CartPole episodes that score a controller in the chapter (the benchmark plays 100)."""
+    widths: tuple[int, ...] = (0, 8, 32)
+    """Controller sizes for the cost-per-update measurement: 0 is the linear C, n an MLP with n hidden units."""
+    rssm_run: DreamerConfig = LIVE_RSSM_RUN
+    """The chapter's live RSSM run (a short DreamerConfig); benchmarks/rssm_cartpole.py runs the full one."""
+
+
+DEFAULT_BEYOND_SIZES = BeyondSizes()
 FAST_BEYOND_SIZES = BeyondSizes(start_episodes=3, dream_budget=4_000, gradient_updates=4, cma_generations=2,
                                 cma_population=6, cma_rollouts=2, eval_dreams=4, real_episodes=1, widths=(0, 8),
                                 rssm_run=DreamerConfig(RSSMConfig(depth=4, deter_dim=32, hidden=32),

@@ -287,7 +287,7 @@ def _evaluate_and_check(learner: Learner, config: DreamerConfig, steps: int, cur
 def train_dreamer(config: DreamerConfig | None = None, *, seed: int = 0, progress: bool = True,
                   on_eval: Callable[[dict], None] | None = None) -> DreamerResult:
     """Run the loop of the module docstring on pixel CartPole until the real step budget is spent or the target
-    is confirmed; then evaluate the last actor on `check_episodes` real episodes (not counted).
+    is confirmed; then evaluate the last actor on max(check_episodes, 1) real episodes (not counted).
 
     on_eval(row) is called with each new row of the learning curve (plus the mean world-model loss since the last).
     """
