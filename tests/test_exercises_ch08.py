@@ -30,6 +30,14 @@ def _independent_straight_through(logits, mu, log_sigma, temperature, u, eps):
     return (values * (probs + (hard - probs).detach())).sum(-1)
 
 
+def _independent_kl_free_bits(mean_q, std_q, mean_p, std_p, free_nats):
+    # Written without looking at wmlib: the KL through log-variances, the clamp as a where() on the sum.
+    logvar_q, logvar_p = 2 * torch.log(std_q), 2 * torch.log(std_p)
+    kl = 0.5 * (logvar_p - logvar_q + torch.exp(logvar_q - logvar_p) + (mean_q - mean_p) ** 2 / torch.exp(logvar_p)
+                - 1).sum(dim=-1)
+    return torch.where(kl > free_nats, kl, torch.full_like(kl, free_nats))
+
+
 def test_independent_lambda_return_passes():
     result = run_tests("ch08.lambda_return", _independent_lambda_return)
     assert result.passed, result.failures
@@ -38,3 +46,9 @@ def test_independent_lambda_return_passes():
 def test_independent_straight_through_sample_passes():
     result = run_tests("ch08.straight_through_sample", _independent_straight_through)
     assert result.passed, result.failures
+
+
+def test_independent_kl_free_bits_passes():
+    result = run_tests("ch08.kl_free_bits", _independent_kl_free_bits)
+    assert result.passed, result.failures
+

@@ -23,4 +23,13 @@ def straight_through_sample(logits, mu, log_sigma, temperature, u, eps):
     y = mu + torch.exp(log_sigma) * temperature ** 0.5 * eps.unsqueeze(-1)
     return (choice * y).sum(dim=-1)
 ''',
+    "ch08.kl_free_bits": '''
+def kl_free_bits(mean_q, std_q, mean_p, std_p, free_nats):
+    """max(free_nats, KL(q || p)), the KL between diagonal Gaussians summed over the last axis."""
+    per_dim = (torch.log(std_p / std_q)
+               + (std_q ** 2 + (mean_q - mean_p) ** 2) / (2 * std_p ** 2)
+               - 0.5)
+    kl = per_dim.sum(dim=-1)
+    return torch.clamp(kl, min=free_nats)  # below the budget: the value free_nats, no gradient
+''',
 }

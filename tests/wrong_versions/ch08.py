@@ -217,7 +217,71 @@ STRAIGHT_THROUGH_SAMPLE = {
     "keeps the K axis": st_keeps_k_axis,
 }
 
+
+# --- ch08.kl_free_bits ------------------------------------------------------------------------
+
+
+def _kl_per_dim(mean_q, std_q, mean_p, std_p):
+    return torch.log(std_p / std_q) + (std_q ** 2 + (mean_q - mean_p) ** 2) / (2 * std_p ** 2) - 0.5
+
+
+def kl_no_clamp(mean_q, std_q, mean_p, std_p, free_nats):
+    return _kl_per_dim(mean_q, std_q, mean_p, std_p).sum(-1)
+
+
+def kl_clamp_per_dim(mean_q, std_q, mean_p, std_p, free_nats):
+    return _kl_per_dim(mean_q, std_q, mean_p, std_p).clamp(min=free_nats).sum(-1)
+
+
+def kl_reversed(mean_q, std_q, mean_p, std_p, free_nats):
+    return _kl_per_dim(mean_p, std_p, mean_q, std_q).sum(-1).clamp(min=free_nats)
+
+
+def kl_missing_half(mean_q, std_q, mean_p, std_p, free_nats):
+    kl = torch.log(std_p / std_q) + (std_q ** 2 + (mean_q - mean_p) ** 2) / std_p ** 2 - 1
+    return kl.sum(-1).clamp(min=free_nats)
+
+
+def kl_adds_free(mean_q, std_q, mean_p, std_p, free_nats):
+    return _kl_per_dim(mean_q, std_q, mean_p, std_p).sum(-1) + free_nats
+
+
+def kl_min_not_max(mean_q, std_q, mean_p, std_p, free_nats):
+    return _kl_per_dim(mean_q, std_q, mean_p, std_p).sum(-1).clamp(max=free_nats)
+
+
+def kl_mean_over_dims(mean_q, std_q, mean_p, std_p, free_nats):
+    return _kl_per_dim(mean_q, std_q, mean_p, std_p).mean(-1).clamp(min=free_nats)
+
+
+def kl_std_as_variance(mean_q, std_q, mean_p, std_p, free_nats):
+    return _kl_per_dim(mean_q, std_q.sqrt(), mean_p, std_p.sqrt()).sum(-1).clamp(min=free_nats)
+
+
+def kl_free_bits_without_stopping_the_gradient(mean_q, std_q, mean_p, std_p, free_nats):
+    kl = _kl_per_dim(mean_q, std_q, mean_p, std_p).sum(-1)
+    return kl + (kl.clamp(min=free_nats) - kl).detach()  # the right value, but every element still pushes
+
+
+def kl_sums_the_batch(mean_q, std_q, mean_p, std_p, free_nats):
+    return _kl_per_dim(mean_q, std_q, mean_p, std_p).sum().clamp(min=free_nats)
+
+
+KL_FREE_BITS = {
+    "forgets the free-bits clamp": kl_no_clamp,
+    "clamps every dimension, then sums": kl_clamp_per_dim,
+    "reversed KL(p || q)": kl_reversed,
+    "missing the 1/2": kl_missing_half,
+    "adds free_nats instead of clamping": kl_adds_free,
+    "min instead of max": kl_min_not_max,
+    "mean over the latent's dimensions": kl_mean_over_dims,
+    "reads std as a variance": kl_std_as_variance,
+    "right value, gradient not stopped below the budget": kl_free_bits_without_stopping_the_gradient,
+    "sums over the batch too": kl_sums_the_batch,
+}
+
 WRONG_VERSIONS = {
     "ch08.lambda_return": LAMBDA_RETURN,
     "ch08.straight_through_sample": STRAIGHT_THROUGH_SAMPLE,
+    "ch08.kl_free_bits": KL_FREE_BITS,
 }

@@ -180,24 +180,43 @@ def fresh_dreams(starts: StartLatents, n: int, mdnrnn: MDNRNN, generator: torch.
     return starts.mu[idx] + torch.exp(0.5 * starts.logvar[idx]) * eps, mdnrnn.initial_state(n, "cpu")
 
 
-def actor_critic_update(mdnrnn: MDNRNN, actor: Actor, critic: Critic, optimisers, config: ImaginationConfig,
-            z: torch.Tensor, state: LSTMState, generator: torch.Generator) -> Imagined:
-    """One actor step and one critic step on `config.horizon` imagined steps from (z, state)."""
+def actor_critic_step(x: torch.Tensor, rewards: torch.Tensor, continues: torch.Tensor, entropy: torch.Tensor,
+                      critic: Critic, optimisers, *, gamma: float, lam: float, entropy_scale: float,
+                      max_grad_norm: float, start_weights: torch.Tensor | None = None) -> None:
+    """One actor step and one critic step on an imagined trajectory, whatever world model imagined it.
+
+    x: (B, T+1, D) what the actor and critic read    rewards, continues, entropy: (B, T)
+    start_weights: (B,) how much each start counts (the RSSM: the probability that its start state is not
+    already an end); None counts every start fully.
+    The actor's loss backpropagates the lambda-returns through x, the continuations and the rewards into
+    whatever made them (M's or the RSSM's imagined latents, then the actor's pushes); the critic regresses
+    v(x_t) on the returns, held fixed. Both optimisers (actor's, critic's) clip their gradients to max_grad_norm.
+    """
     opt_actor, opt_critic = optimisers
-    im = imagine(mdnrnn, actor, z, state, config.horizon, config.temperature, generator)
-    returns = lambda_return(im.rewards, im.continues, critic(im.x), config.gamma, config.lam)  # (B, T)
-    weights = reach_weights(im.continues, config.gamma).detach()
+    returns = lambda_return(rewards, continues, critic(x), gamma, lam)  # (B, T)
+    weights = reach_weights(continues, gamma).detach()
+    if start_weights is not None:
+        weights = weights * start_weights.detach().unsqueeze(1)
     # In units of the best possible return 1 / (1 - gamma), so that entropy_scale means the same at any gamma.
-    actor_loss = -(weights * ((1 - config.gamma) * returns + config.entropy_scale * im.entropy)).mean()
+    actor_loss = -(weights * ((1 - gamma) * returns + entropy_scale * entropy)).mean()
     opt_actor.zero_grad()
     actor_loss.backward()
-    torch.nn.utils.clip_grad_norm_(actor.parameters(), config.max_grad_norm)
+    for group in opt_actor.param_groups:
+        torch.nn.utils.clip_grad_norm_(group["params"], max_grad_norm)
     opt_actor.step()
     opt_critic.zero_grad()  # the actor's loss also reached the critic's weights: those gradients are dropped
-    critic_loss = 0.5 * (weights * (critic(im.x[:, :-1].detach()) - returns.detach()) ** 2).mean()
+    critic_loss = 0.5 * (weights * (critic(x[:, :-1].detach()) - returns.detach()) ** 2).mean()
     critic_loss.backward()
-    torch.nn.utils.clip_grad_norm_(critic.parameters(), config.max_grad_norm)
+    torch.nn.utils.clip_grad_norm_(critic.parameters(), max_grad_norm)
     opt_critic.step()
+
+
+def actor_critic_update(mdnrnn: MDNRNN, actor: Actor, critic: Critic, optimisers, config: ImaginationConfig,
+            z: torch.Tensor, state: LSTMState, generator: torch.Generator) -> Imagined:
+    """One actor step and one critic step on `config.horizon` imagined steps of M from (z, state)."""
+    im = imagine(mdnrnn, actor, z, state, config.horizon, config.temperature, generator)
+    actor_critic_step(im.x, im.rewards, im.continues, im.entropy, critic, optimisers, gamma=config.gamma,
+                      lam=config.lam, entropy_scale=config.entropy_scale, max_grad_norm=config.max_grad_norm)
     return im
 
 

@@ -1,4 +1,5 @@
-"""Chapter 8 exercises: the lambda-return of an imagined trajectory, and the dream's sample with a gradient.
+"""Chapter 8 exercises: the lambda-return of an imagined trajectory, the dream's sample with a gradient, and the
+RSSM's KL with free bits.
 
 Introduced in: course/08_beyond.ipynb
 """
@@ -6,8 +7,10 @@ Introduced in: course/08_beyond.ipynb
 from __future__ import annotations
 
 import torch
+from torch.distributions import Normal, kl_divergence
 
 from wmlib.beyond.imagination import lambda_return, straight_through_mixture_sample
+from wmlib.beyond.rssm import kl_free_bits
 from wmlib.dream import mdn_sample_from_noise
 from wmlib.exercises._asserts import as_tensor, assert_close
 from wmlib.exercises._core import register
@@ -198,5 +201,98 @@ register(
         ("straight-through: gradients to the logits", _st_grad_choice),
         ("straight-through at a temperature", _st_grad_choice_temperature),
         ("inputs left unchanged", _st_inputs_unchanged),
+    ],
+)
+
+# --- tests for ch08.kl_free_bits --------------------------------------------------------------
+
+
+def _kl_inputs(seed: int, shape=(5, 6)):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=g), 0.3 + torch.rand(*shape, generator=g),
+            torch.randn(*shape, generator=g), 0.3 + torch.rand(*shape, generator=g))
+
+
+def _kl_reference(mean_q, std_q, mean_p, std_p):
+    return kl_divergence(Normal(mean_q, std_q), Normal(mean_p, std_p)).sum(-1)
+
+
+def _between_median(raw: torch.Tensor) -> float:
+    """A free-bits budget with about half the elements below it, and none exactly on it."""
+    values = raw.flatten().sort().values
+    k = len(values) // 2
+    return float(values[k - 1] + values[k]) / 2
+
+
+def _kl_no_free(fn):
+    for seed in (1, 2):
+        args = _kl_inputs(seed)
+        assert_close(fn(*args, 0.0), _kl_reference(*args),
+                     f"KL(q || p) with free_nats = 0 (checked against torch.distributions, random batch {seed}); "
+                     "q is the first Gaussian (the posterior), p the second (the prior)")
+
+
+def _kl_shape(fn):
+    args = _kl_inputs(3, shape=(2, 3, 4))
+    got = as_tensor(fn(*args, 0.0), "the KL")
+    if tuple(got.shape) != (2, 3):
+        raise AssertionError(f"for Gaussians of shape (2, 3, S=4) the KL should have shape (2, 3), got "
+                             f"{tuple(got.shape)}: one number per element, summed over the last axis")
+
+
+def _kl_identical(fn):
+    m, s, _, _ = _kl_inputs(4)
+    got = as_tensor(fn(m, s, m.clone(), s.clone(), 0.0), "the KL")
+    assert_close(got, torch.zeros(got.shape), "the KL between two identical Gaussians (it must be 0)")
+
+
+def _kl_clamped(fn):
+    args = _kl_inputs(5)
+    raw = _kl_reference(*args)
+    free = _between_median(raw)
+    assert_close(fn(*args, free), raw.clamp(min=free),
+                 f"the KL with free_nats = {free:.3f}: elements below the budget must read free_nats, the others "
+                 f"their own KL (the clamp comes after the sum over the latent's dimensions)")
+
+
+def _kl_gradient(fn):
+    args = [t.clone() for t in _kl_inputs(6)]
+    raw = _kl_reference(*args)
+    free = _between_median(raw)
+    mean_q = args[0].requires_grad_(True)
+    got = as_tensor(fn(mean_q, *args[1:], free), "the KL")
+    if not got.requires_grad:
+        raise AssertionError("your KL carries no gradient back to the posterior's mean: build it with torch "
+                             "operations (it is a loss the RSSM is trained by)")
+    got.sum().backward()
+    below = raw < free
+    if float(mean_q.grad[below].abs().sum()) != 0.0:
+        raise AssertionError("elements whose KL is below free_nats still push the posterior: free bits means no "
+                             "gradient there (clamp the value, do not add free_nats)")
+    ref = args[0].detach().clone().requires_grad_(True)
+    kl_free_bits(ref, *args[1:], free).sum().backward()
+    assert_close(mean_q.grad, ref.grad, "the gradient with respect to the posterior's mean")
+
+
+def _kl_inputs_unchanged(fn):
+    args = _kl_inputs(7)
+    copies = [t.clone() for t in args]
+    fn(*args, 1.0)
+    for name, before, after in zip(("mean_q", "std_q", "mean_p", "std_p"), copies, args, strict=True):
+        if not torch.equal(before, after):
+            raise AssertionError(f"your function changed its input {name} in place; compute new tensors instead")
+
+
+register(
+    "ch08.kl_free_bits",
+    "(mean_q, std_q, mean_p, std_p (..., S), free_nats) -> (...) max(free_nats, KL(q || p) summed over S)",
+    kl_free_bits,
+    [
+        ("KL(q || p) against torch.distributions", _kl_no_free),
+        ("one number per element", _kl_shape),
+        ("identical Gaussians: 0", _kl_identical),
+        ("free bits clamp the sum", _kl_clamped),
+        ("no gradient below the budget", _kl_gradient),
+        ("inputs left unchanged", _kl_inputs_unchanged),
     ],
 )
