@@ -201,6 +201,13 @@ _CARRACING_SHIPPED = (
              "python -m wmlib train-mdnrnn --env carracing --latents data/carracing_latents "
              "--out assets/carracing_mdnrnn --epochs 100 --seed 0 --val-episodes 6 --batch-size 16 --lr 0.003 "
              "--threads 1"),
+    # Stopped and resumed twice on a shared CPU (generations 1-16 serially, 17-28 on two processes; speed
+    # only); the last invocation is the one recorded. 100 real tracks: assets/README.md.
+    _shipped("carracing_controller", "carracing", "controller",
+             "python -m wmlib train-controller --env carracing --vae carracing --mdnrnn carracing "
+             "--out assets/carracing_controller --population 16 --rollouts 2 --sigma0 0.1 --generations 28 "
+             "--standardize-episodes 8 --select-episodes 4 --eval-episodes 0 --seed 0 --max-steps 500 "
+             "--work data/checkpoints/data_car_carracing_controller_es --workers 2 --evaluator process --threads 1"),
 )
 
 _DOOM_COLLECT = ("python -m wmlib collect --env doom-takecover --policy smooth --episodes 400 --out data/doom/rollouts "
