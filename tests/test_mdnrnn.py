@@ -331,15 +331,14 @@ POLE = MDNRNNConfig(z_dim=2, action_dim=2, hidden_size=32, num_mixtures=2, predi
 @pytest.mark.slow
 def test_done_head_predicts_the_pole_falling_better_than_the_base_rate():
     train, val = _pole_episodes(300, 0), _pole_episodes(60, 1)
-    result = train_mdnrnn(train, POLE, epochs=20, seed=0, progress=False)
-    assert len(result.history) == 20 and result.history[-1]["nll"] < result.history[0]["nll"] - 1.0
+    # 30 epochs, not fewer: at 20 the checks below sat on their bounds, and floats differ across CPUs
+    # (one machine gave a recall of exactly 0.25 and a 3-step ratio of 0.88); at 30 here: 0.63 and 0.46.
+    result = train_mdnrnn(train, POLE, epochs=30, seed=0, progress=False)
+    assert len(result.history) == 30 and result.history[-1]["nll"] < result.history[0]["nll"] - 1.0
     scores = evaluate_mdnrnn(result.model, val)
     # Always guessing the base rate (one step in ~22 ends) scores ~0.19 nats; M does far better.
     assert scores["done_bce"] < 0.5 * scores["done_base_bce"], scores
-    # The base-rate guesser never says p(done) > 0.5 (recall 0). M catches about a quarter of the ends
-    # (15 of 60 on one CPU, a few more on another: the floats differ across CPUs), and is usually right
-    # when it says so.
-    assert scores["done_recall"] >= 0.2 and scores["done_precision"] > 0.5, scores
+    assert scores["done_recall"] > 0.25 and scores["done_precision"] > 0.5, scores
     # Three steps ahead, imagination beats "nothing changes": M has learned the velocities.
     err = imagination_error(result.model, val[:10], 3, samples=2)
     assert err["latent_mse"][2] < 0.8 * err["copy_latent_mse"][2], err
