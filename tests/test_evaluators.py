@@ -86,7 +86,7 @@ def test_a_batch_function_gives_the_rollout_functions_numbers_serial_and_in_shar
     seeds = [4, 9, 2]
     by_rollout = SerialEvaluator(noisy_sphere)(x, seeds)
     assert by_rollout.returns.shape == (7, 3) and by_rollout.steps.dtype == np.int64
-    assert len(set(by_rollout.steps.ravel().tolist())) > 1  # steps follow the seeds: a wrong placement shows
+    assert len(set(by_rollout.steps.ravel().tolist())) > 1  # steps follow the random seeds: a wrong placement shows
     serial = SerialEvaluator(batch_fn=batch_of_noisy_spheres)(x, seeds)
     with deadline(120), ProcessPoolEvaluator(batch_fn=batch_of_noisy_spheres, workers=3) as pool:
         assert not pool.running  # nothing starts before the first call

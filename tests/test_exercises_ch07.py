@@ -67,7 +67,7 @@ def test_car_action_reference_is_the_worlds_action_map():
 
 
 def test_crn_fitness_reference_is_what_an_evaluator_computes():
-    # CMA-ES's fitness (wmlib.cmaes.train_cmaes) is the evaluator's (N, R) returns averaged over the seeds.
+    # CMA-ES's fitness (wmlib.cmaes.train_cmaes) is the evaluator's (N, R) returns averaged over the random seeds.
     def rollout(params, seed):
         return float(np.sin(seed) * params.sum() + params[0] ** 2)
 

@@ -119,7 +119,7 @@ CRN_FITNESS = {
     "each candidate plays its own seed": cf_own_seed_each,
     "only the first seed": cf_first_seed_only,
     "sum instead of mean": cf_sum,
-    "seed index instead of the seed": cf_seed_index,
+    "seed index instead of the random seed": cf_seed_index,
     "fresh random seeds for every candidate": cf_fresh_seeds,
     "returns the (N, R) matrix": cf_matrix,
     "mean over the candidates": cf_mean_over_candidates,

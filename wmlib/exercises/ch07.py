@@ -162,8 +162,8 @@ def _cf_hand_example(fn):
     got = _fitness(fn, rollout, np.array([[1.0], [2.0]]), [3, 5], "the fitness of candidates 1 and 2 on seeds 3, 5")
     expected = np.array([4.0, 8.0])
     if not np.allclose(got, expected):
-        raise AssertionError(f"with return = params[0] * seed, candidates [1] and [2] on seeds [3, 5] score "
-                             f"{expected.tolist()} (the mean over the seeds), you return {got.tolist()}")
+        raise AssertionError(f"with return = params[0] * seed, candidates [1] and [2] on random seeds [3, 5] score "
+                             f"{expected.tolist()} (the mean over the tracks), you return {got.tolist()}")
 
 
 def _cf_same_seeds(fn):
@@ -172,7 +172,7 @@ def _cf_same_seeds(fn):
     for i in range(4):
         played = sorted(s for c, s in track.calls if c == i)
         if sorted(set(played)) != sorted(seeds):
-            raise AssertionError(f"candidate {i} played the seeds {played}, expected every one of {seeds}: "
+            raise AssertionError(f"candidate {i} played the tracks (random seeds) {played}, expected each of {seeds}: "
                                  "common random numbers means every candidate plays the same tracks")
 
 
