@@ -75,3 +75,12 @@ def assert_float_close(actual, expected: float, what: str, *, rtol: float = 1e-6
         raise AssertionError(f"{what} is NaN")
     if not np.isclose(value, expected, rtol=rtol, atol=atol):
         raise AssertionError(f"{what} is {value:.6g}, expected {expected:.6g}")
+
+
+def assert_inputs_unchanged(call, inputs: dict[str, torch.Tensor]) -> None:
+    """Run call() (the learner's function on these tensors) and fail if it changed any of them in place."""
+    copies = {name: t.clone() for name, t in inputs.items()}
+    call()
+    for name, before in copies.items():
+        if not torch.equal(before, inputs[name]):
+            raise AssertionError(f"your function changed its input {name} in place; compute new tensors instead")

@@ -12,7 +12,7 @@ from torch.distributions import Normal, kl_divergence
 from wmlib.beyond.imagination import lambda_return, straight_through_mixture_sample
 from wmlib.beyond.rssm import kl_free_bits
 from wmlib.dream import mdn_sample_from_noise
-from wmlib.exercises._asserts import as_tensor, assert_close
+from wmlib.exercises._asserts import as_tensor, assert_close, assert_inputs_unchanged
 from wmlib.exercises._core import register
 
 # --- tests for ch08.lambda_return -------------------------------------------------------------
@@ -92,11 +92,7 @@ def _lr_gradient(fn):
 
 def _lr_inputs_unchanged(fn):
     r, c, v = _lr_inputs(12)
-    copies = r.clone(), c.clone(), v.clone()
-    fn(r, c, v, 0.9, 0.9)
-    for name, before, after in zip(("rewards", "continues", "values"), copies, (r, c, v), strict=True):
-        if not torch.equal(before, after):
-            raise AssertionError(f"your function changed its input {name} in place; compute new tensors instead")
+    assert_inputs_unchanged(lambda: fn(r, c, v, 0.9, 0.9), {"rewards": r, "continues": c, "values": v})
 
 
 register(
@@ -183,11 +179,8 @@ def _st_grad_choice_temperature(fn):
 
 def _st_inputs_unchanged(fn):
     inputs = _st_inputs(8)
-    copies = [t.clone() for t in inputs]
-    fn(inputs[0], inputs[1], inputs[2], 1.0, inputs[3], inputs[4])
-    for name, before, after in zip(("logits", "mu", "log_sigma", "u", "eps"), copies, inputs, strict=True):
-        if not torch.equal(before, after):
-            raise AssertionError(f"your function changed its input {name} in place; compute new tensors instead")
+    assert_inputs_unchanged(lambda: fn(inputs[0], inputs[1], inputs[2], 1.0, inputs[3], inputs[4]),
+                            dict(zip(("logits", "mu", "log_sigma", "u", "eps"), inputs, strict=True)))
 
 
 register(
@@ -276,11 +269,8 @@ def _kl_gradient(fn):
 
 def _kl_inputs_unchanged(fn):
     args = _kl_inputs(7)
-    copies = [t.clone() for t in args]
-    fn(*args, 1.0)
-    for name, before, after in zip(("mean_q", "std_q", "mean_p", "std_p"), copies, args, strict=True):
-        if not torch.equal(before, after):
-            raise AssertionError(f"your function changed its input {name} in place; compute new tensors instead")
+    names = ("mean_q", "std_q", "mean_p", "std_p")
+    assert_inputs_unchanged(lambda: fn(*args, 1.0), dict(zip(names, args, strict=True)))
 
 
 register(
