@@ -2,6 +2,7 @@
 
     python benchmarks/rssm_cartpole.py                       # random seed 0, the default budget
     python benchmarks/rssm_cartpole.py --seeds 0 1 2 --budget 20000
+    python benchmarks/rssm_cartpole.py --seeds 0 1 2 --budget 20000 --with-pipeline   # both, in one run
 
 For each random seed: train_dreamer(DreamerConfig(real_step_budget=BUDGET)). Every real step is counted (the
 random episodes and the actor's own); every `--eval-every` real steps the greedy actor plays 10 real episodes
@@ -9,8 +10,10 @@ random episodes and the actor's own); every `--eval-every` real steps the greedy
 average >= 475 too, that is the run's "real steps to 475" and it stops. At the end the last actor plays 100
 real episodes (final mean ± std). Prints the learning curve of each run and one table.
 
-The World Models pipeline's numbers are read from assets/pipeline_cartpole_reports.json (recorded by
-benchmarks/sample_efficiency.py with the command stored in that file; not re-run here). Note how the two count:
+With --with-pipeline, the World Models pipeline (PipelineConfig's defaults, the same budget) runs first for each
+random seed in this same process, as benchmarks/sample_efficiency.py runs it; without it, the pipeline's numbers
+are read from assets/pipeline_cartpole_reports.json (recorded by benchmarks/sample_efficiency.py with the command
+stored in that file). Each finished run is appended to --out as one JSON line. Note how the two count:
 the pipeline counts the 3 scoring episodes of every round as real steps and checks 475 on the final C only;
 here the evaluation episodes are not counted (like the DQN baselines of sample_efficiency.py).
 """
@@ -74,18 +77,39 @@ def main(argv=None) -> int:
     p.add_argument("--eval-every", type=int, default=1_000, help="real steps between points of the curve")
     p.add_argument("--train-every", type=int, default=None, help="real steps per update (DreamerConfig's default)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--with-pipeline", action="store_true",
+                   help="also run the World Models pipeline on the same random seeds and budget, in this run")
+    p.add_argument("--work", default="data/bench_rssm", help="where the pipeline's runs go (--with-pipeline)")
+    p.add_argument("--out", default=None, help="append each finished run here as a JSON line")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    rows = []
-    for seed in args.seeds:
-        rows.append(run_rssm(seed, args.budget, args.eval_every, args.train_every))
-        print(json.dumps(rows[-1]), flush=True)
-    command, pipeline = pipeline_rows(ROOT / "assets" / "pipeline_cartpole_reports.json")
+    def keep(row):
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
 
-    print(f"\nPixel CartPole, threshold 475 over 100 real episodes; RSSM budget {args.budget:,} real steps, "
+    rows, pipeline = [], []
+    for seed in args.seeds:
+        if args.with_pipeline:
+            from sample_efficiency import world_model  # this script's folder is on sys.path
+
+            row = world_model(seed, args.budget, 475.0, Path(args.work), episodes=100)
+            row["method"] = "World Models pipeline (V, M, C by CMA-ES in the dream)"
+            pipeline.append(row)
+            keep(row)
+        rows.append(run_rssm(seed, args.budget, args.eval_every, args.train_every))
+        keep(rows[-1])
+    if args.with_pipeline:
+        source = "run here, same random seeds and budget, PipelineConfig's defaults"
+    else:
+        command, pipeline = pipeline_rows(ROOT / "assets" / "pipeline_cartpole_reports.json")
+        source = f"recorded in assets/pipeline_cartpole_reports.json ({command})"
+
+    print(f"\nPixel CartPole, threshold 475 over 100 real episodes; budget {args.budget:,} real steps, "
           f"{args.threads} torch thread(s)")
-    print(f"World Models pipeline: recorded in assets/pipeline_cartpole_reports.json ({command})")
+    print(f"World Models pipeline: {source}")
     print("| method | seed | real steps to 475 | real steps used | final score (100 episodes) | wall time (s) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows + pipeline:
@@ -94,7 +118,8 @@ def main(argv=None) -> int:
               f"{r['final_mean']:.1f} ± {r['final_std']:.1f} | {r['wall_s']:.0f} |")
     print("\nlearning curves (real steps, mean real return of the greedy actor; the pipeline's: per round, 3 episodes)")
     for r in rows + pipeline:
-        print(f"  {r['method']}, seed {r['seed']}: " + ", ".join(f"({s:,}, {m:.0f})" for s, m in r["curve"]))
+        if "curve" in r:
+            print(f"  {r['method']}, seed {r['seed']}: " + ", ".join(f"({s:,}, {m:.0f})" for s, m in r["curve"]))
     return 0
 
 

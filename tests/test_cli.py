@@ -384,9 +384,12 @@ def test_ctrl_c_in_a_real_run_ends_with_one_line_and_no_traceback(tmp_path):
     import signal
     import time
 
+    # A test run started in the background by a non-interactive shell inherits SIGINT ignored, and Python keeps it
+    # ignored: the child gets Ctrl-C's default back, as a terminal would give it.
     proc = subprocess.Popen([sys.executable, "-m", "wmlib", "collect", "--env", "cartpole-pixels", "--episodes", "500",
                              "--out", str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not any(tmp_path.glob("*.npz")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)

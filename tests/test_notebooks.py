@@ -6,7 +6,8 @@
 - Every English chapter runs top to bottom on a fresh kernel with its stubs replaced by the solutions, in
   strict mode (WMLIB_STRICT=1: a solution that fails its check stops the run), in fast mode.
 
-nbval (configured in pyproject.toml) separately runs every notebook as shipped, stubs unsolved.
+nbval (configured in pyproject.toml) separately runs every English notebook as shipped, stubs unsolved (and the
+first Chinese one: the root conftest.py says why the others are not run again).
 """
 
 import importlib.util

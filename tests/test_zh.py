@@ -18,7 +18,8 @@ links lead to course/zh/ chapters of English chapters' names and cover every Chi
 renders and it never says "the seed".
 
 tests/test_notebooks.py checks that these notebooks are committed clean and that their exercise cells are
-registered and solved (the last test below checks that it does); nbval runs them as shipped.
+registered and solved (the last test below checks that it does). nbval executes the English chapters and the first
+Chinese one (the root conftest.py says why the rest would only repeat them).
 """
 
 import re
@@ -92,6 +93,21 @@ def test_same_cells_same_code_same_metadata(notebook):
         assert z.metadata == e.metadata, (
             f"{_name(notebook)} cell {i}: metadata {dict(z.metadata)} differs from the English {dict(e.metadata)}")
     assert zh.metadata == en.metadata, f"{_name(notebook)}: notebook metadata differs from course/{notebook.name}"
+
+
+# What a code cell could read from the folder it runs in (course/ for the English chapters, course/zh/ here).
+FOLDER_DEPENDENT = re.compile(r"""\.\./|["']\./|os\.getcwd|Path\.cwd|Path\(["']\.?["']\)|os\.listdir\(\)""")
+
+
+@chapters
+def test_code_does_not_depend_on_its_folder(notebook):
+    # With the same code and no relative path, a Chinese chapter runs as its English one does; the root conftest.py
+    # therefore lets nbval execute only the first Chinese chapter.
+    for i, cell in enumerate(_read(notebook).cells):
+        if cell.cell_type == "code":
+            found = FOLDER_DEPENDENT.search(cell.source)
+            assert not found, (f"{_name(notebook)} cell {i}: {found.group(0)!r} depends on the folder the notebook runs "
+                               "in; reach files through wmlib (assets_dir(), a temporary folder) instead")
 
 
 @chapters
@@ -171,6 +187,8 @@ def test_the_checks_that_would_catch_a_bad_translation_can_fail():
     assert not LOST_EMPHASIS.search(_rendered_text("**注意**：下面，*斜体*。`a ** b` 和 $a * b$"))
     assert SEED_FOR_NOTES.search("这份种子笔记说") and SEED_FOR_NOTES.search("As the seed says")
     assert not SEED_FOR_NOTES.search("换一个随机种子 (`seed=1`) 再运行")
+    assert FOLDER_DEPENDENT.search('open("../assets/x")') and FOLDER_DEPENDENT.search("Path.cwd() / 'data'")
+    assert not FOLDER_DEPENDENT.search("work = Path(tempfile.mkdtemp())  # x / 2")
 
 
 def test_notebook_checks_cover_the_chinese_edition():
