@@ -21,85 +21,24 @@ they are skipped when either is missing; in CI (CI=true) that is a failure.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from tests import browser_support as bs
+from tests.conftest import KEEP_OPEN, README_SCREENSHOTS  # with the shared fixtures: browser, lab, chapters
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "course"
 NOTEBOOKS = sorted(COURSE.glob("*.ipynb"))
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 ASSETS = ROOT / "assets"
-RUN_TIMEOUT_S = float(os.environ.get("WMLIB_BROWSER_RUN_TIMEOUT", "900"))
-README_SCREENSHOTS = os.environ.get("WMLIB_README_SCREENSHOTS") == "1"
-
 LATENT_CHAPTERS = [p for p in NOTEBOOKS if p.name.startswith("02_")]
 DREAM_CHAPTERS = [p for p in NOTEBOOKS if p.name.startswith("05_")]
-KEEP_OPEN = {p.name for p in LATENT_CHAPTERS + DREAM_CHAPTERS}
-"""Chapters whose page stays open after the run, for the interaction tests."""
 
 pytestmark = pytest.mark.browser
-
-
-# --- fixtures --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = bs.missing_browser_reason()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests cannot run in CI: {reason}")
-        pytest.skip(f"browser tests need Chromium and playwright: {reason}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(bs.CHROMIUM), args=bs.CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def lab(browser):
-    with tempfile.TemporaryDirectory(prefix="wmlib-lab-") as workdir:
-        server = bs.LabServer(NOTEBOOKS, Path(workdir))
-        try:
-            server.wait_ready()
-            yield server
-        finally:
-            server.stop()
-
-
-@pytest.fixture(scope="module")
-def chapters(browser, lab):
-    """Runs a chapter once per module: name -> (page, state); pages of KEEP_OPEN chapters stay open."""
-    runs: dict[str, tuple] = {}
-    # A laptop-sized window; the README screenshots get a wider one so that wide widgets are not clipped.
-    context = browser.new_context(viewport={"width": 1600 if README_SCREENSHOTS else 1400, "height": 1000})
-
-    def run(name: str):
-        if name not in runs:
-            page = context.new_page()
-            page.set_default_timeout(60_000)
-            ready = bs.open_notebook(page, lab.url, name)
-            assert ready["kernel"] == "python3", f"{name}: expected the python3 kernel, got {ready}"
-            assert ready["windowing"] == "none", f"notebook windowing is {ready['windowing']!r}, expected 'none'"
-            start = time.monotonic()
-            state = bs.run_all_cells(page, RUN_TIMEOUT_S)
-            state["seconds"] = time.monotonic() - start
-            state["widgets"] = bs.tag_widget_outputs(page)
-            bs.wait_for_widgets(page)
-            runs[name] = (page, state)
-        return runs[name]
-
-    yield run
-    context.close()
 
 
 def _save_failure_screenshot(page, stem: str) -> None:

@@ -1,7 +1,8 @@
 """The Doom dream player in a real browser: chapter 6 in JupyterLab, in headless Chromium, as a learner drives it.
 
-course/06_doom.ipynb is run with Run All Cells (fast mode) in `jupyter lab`; then, on the chapter's own
-dream player (the widget with a "stay" button):
+course/06_doom.ipynb is run with Run All Cells (fast mode) in `jupyter lab`, once for the whole test run: the run
+that tests/test_browser.py checks (the shared fixtures are in tests/conftest.py). Then, on the chapter's own dream
+player (the widget with a "stay" button):
 
 - "◀ left", "stay" and "right ▶" each take one dream step: the step counter moves, the frame changes,
   and the caption names the action taken;
@@ -16,9 +17,7 @@ missing, in CI (CI=true) that is a failure.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +28,6 @@ from tests import browser_support as bs
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "course" / "06_doom.ipynb"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-RUN_TIMEOUT_S = float(os.environ.get("WMLIB_BROWSER_RUN_TIMEOUT", "900"))
 
 pytestmark = pytest.mark.browser
 
@@ -94,36 +92,13 @@ def _drag_slider(page, slider, fraction: float) -> None:
     page.mouse.up()
 
 
-@pytest.fixture(scope="module")
-def doom_page():
-    reason = bs.missing_browser_reason()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests cannot run in CI: {reason}")
-        pytest.skip(f"browser tests need Chromium and playwright: {reason}")
-    from playwright.sync_api import sync_playwright
-
-    with tempfile.TemporaryDirectory(prefix="wmlib-doom-") as workdir:
-        server = bs.LabServer([NOTEBOOK], Path(workdir))
-        try:
-            server.wait_ready()
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(bs.CHROMIUM), args=bs.CHROMIUM_ARGS, headless=True)
-                try:
-                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    page.set_default_timeout(60_000)
-                    ready = bs.open_notebook(page, server.url, NOTEBOOK.name)
-                    assert ready["kernel"] == "python3", ready
-                    state = bs.run_all_cells(page, RUN_TIMEOUT_S)
-                    errors = [f"cell {c['number']}: {e}" for c in state["cells"] for e in c["errors"]]
-                    assert not errors, "chapter 6 shows errors in JupyterLab:\n" + "\n".join(errors)
-                    bs.tag_widget_outputs(page)
-                    bs.wait_for_widgets(page)
-                    yield page
-                finally:
-                    browser.close()
-        finally:
-            server.stop()
+@pytest.fixture
+def doom_page(chapters):
+    """Chapter 6's page after Run All Cells, shared with tests/test_browser.py's run of it (tests/conftest.py)."""
+    page, state = chapters(NOTEBOOK.name)
+    errors = [f"cell {c['number']}: {e}" for c in state["cells"] for e in c["errors"]]
+    assert not errors, "chapter 6 shows errors in JupyterLab:\n" + "\n".join(errors)
+    return page
 
 
 def test_doom_dream_player_in_the_browser(doom_page):

@@ -12,7 +12,6 @@ skipped when Chromium or playwright is missing; in CI (CI=true) that is a failur
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -56,53 +55,46 @@ def _wait_for_text(locator, text: str, timeout_s: float = 20.0) -> str:
         time.sleep(0.3)
 
 
-def test_quiz_feedback_after_a_click_on_check():
-    reason = bs.missing_browser_reason()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests cannot run in CI: {reason}")
-        pytest.skip(f"browser tests need Chromium and playwright: {reason}")
-    from playwright.sync_api import sync_playwright
-
+def test_quiz_feedback_after_a_click_on_check(browser):
+    # `browser`: the test run's one headless Chromium (tests/conftest.py); this test has its own JupyterLab, whose
+    # folder holds the throwaway notebook and the progress file the quiz writes.
     with tempfile.TemporaryDirectory(prefix="wmlib-quiz-") as workdir:
         notebook = _notebook(Path(workdir) / "quiz_test.ipynb")
         server = bs.LabServer([notebook], Path(workdir) / "lab")
         try:
             server.wait_ready()
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(bs.CHROMIUM), args=bs.CHROMIUM_ARGS, headless=True)
-                try:
-                    page = browser.new_page(viewport={"width": 1200, "height": 900})
-                    page.set_default_timeout(60_000)
-                    ready = bs.open_notebook(page, server.url, notebook.name)
-                    assert ready["kernel"] == "python3", ready
-                    state = bs.run_all_cells(page, timeout_s=300)
-                    errors = [e for c in state["cells"] for e in c["errors"]]
-                    assert not errors, errors
-                    assert bs.tag_widget_outputs(page) == 1
-                    bs.wait_for_widgets(page)
-                    widget = page.locator(bs.WIDGET_OUTPUTS).first
-                    assert not bs.widget_problems(page)
-                    checks = widget.locator(".widget-button", has_text="Check")
-                    assert checks.count() == 2
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            try:
+                page.set_default_timeout(60_000)
+                ready = bs.open_notebook(page, server.url, notebook.name)
+                assert ready["kernel"] == "python3", ready
+                state = bs.run_all_cells(page, timeout_s=300)
+                errors = [e for c in state["cells"] for e in c["errors"]]
+                assert not errors, errors
+                assert bs.tag_widget_outputs(page) == 1
+                bs.wait_for_widgets(page)
+                widget = page.locator(bs.WIDGET_OUTPUTS).first
+                assert not bs.widget_problems(page)
+                checks = widget.locator(".widget-button", has_text="Check")
+                assert checks.count() == 2
 
-                    widget.locator("label", has_text="the controller C").click()  # a wrong option first
-                    checks.nth(0).click()
-                    shown = _wait_for_text(widget, "Not quite")
-                    assert "Not quite" in shown, shown
-                    widget.locator("label", has_text="the VAE V").click()
-                    checks.nth(0).click()
-                    shown = _wait_for_text(widget, "Right.")
-                    assert "Right. V turns a frame into a small z." in shown, shown
+                widget.locator("label", has_text="the controller C").click()  # a wrong option first
+                checks.nth(0).click()
+                shown = _wait_for_text(widget, "Not quite")
+                assert "Not quite" in shown, shown
+                widget.locator("label", has_text="the VAE V").click()
+                checks.nth(0).click()
+                shown = _wait_for_text(widget, "Right.")
+                assert "Right. V turns a frame into a small z." in shown, shown
 
-                    widget.locator("input[type=text]").fill("12,288")
-                    checks.nth(1).click()
-                    shown = _wait_for_text(widget, "64 * 64 * 3")
-                    assert "2 of 2 right" in _wait_for_text(widget, "2 of 2 right"), shown
-                    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                    widget.screenshot(path=str(ARTIFACTS / "quiz_widget_after_answers.png"))
-                finally:
-                    browser.close()
+                widget.locator("input[type=text]").fill("12,288")
+                checks.nth(1).click()
+                shown = _wait_for_text(widget, "64 * 64 * 3")
+                assert "2 of 2 right" in _wait_for_text(widget, "2 of 2 right"), shown
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                widget.screenshot(path=str(ARTIFACTS / "quiz_widget_after_answers.png"))
+            finally:
+                page.close()
         finally:
             server.stop()
         recorded = json.loads((Path(workdir) / "lab" / "progress.json").read_text())

@@ -106,8 +106,8 @@ def test_code_does_not_depend_on_its_folder(notebook):
     for i, cell in enumerate(_read(notebook).cells):
         if cell.cell_type == "code":
             found = FOLDER_DEPENDENT.search(cell.source)
-            assert not found, (f"{_name(notebook)} cell {i}: {found.group(0)!r} depends on the folder the notebook runs "
-                               "in; reach files through wmlib (assets_dir(), a temporary folder) instead")
+            assert not found, (f"{_name(notebook)} cell {i}: {found.group(0)!r} depends on the folder the notebook "
+                               "runs in; reach files through wmlib (assets_dir(), a temporary folder) instead")
 
 
 @chapters
