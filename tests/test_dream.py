@@ -25,7 +25,12 @@ from wmlib.dream import (
     mdn_sample_from_noise,
     start_latents,
 )
-from wmlib.dream_training import DreamEvaluator, dream_rollouts
+from wmlib.dream_training import (
+    DreamEvaluator,
+    dream_rollouts,
+    train_controller_in_dream,
+    train_controllers_in_dreams,
+)
 from wmlib.evaluators import Evaluator
 from wmlib.mdnrnn import MDNRNN, mdn_sample
 from wmlib.precision import bfloat16_is_fast, dream_model, resolve_precision
@@ -295,6 +300,26 @@ def test_dream_worker_processes_give_the_serial_scores(make_tiny_mdnrnn):
     np.testing.assert_array_equal(DreamEvaluator(m, starts, controller_config, config)(params[:2], [7]).returns,
                                   again.returns)
 
+
+
+def test_a_sweep_on_worker_processes_gives_the_runs_of_a_loop(make_tiny_mdnrnn):
+    m = make_tiny_mdnrnn()
+    g = np.random.default_rng(0)
+    episodes = [{"mu": g.normal(size=(12, Z)).astype(np.float32), "logvar": np.full((12, Z), -1.0, np.float32),
+                 "actions": np.eye(2, dtype=np.float32)[g.integers(0, 2, 11)]} for _ in range(3)]
+    c_config = controller_config_for("cartpole-pixels", Z, H)
+    cma = CMAESConfig(population_size=6, rollouts_per_candidate=2, sigma0=0.5, generations=2)
+    dreams = [DreamConfig(max_steps=40, temperature=t) for t in (0.5, 1.0, 1.3)]
+    loop = [train_controller_in_dream(m, episodes, c_config, cma, d, seed=4, select_episodes=4, progress=False)
+            for d in dreams]
+    spread = train_controllers_in_dreams(m, episodes, c_config, cma, dreams, seed=4, select_episodes=4, workers=2)
+    assert len(spread) == 3
+    for a, b in zip(loop, spread, strict=True):
+        assert a.selection == b.selection and a.picked == b.picked and a.dream_steps == b.dream_steps
+        np.testing.assert_array_equal(a.controller.get_flat_params(), b.controller.get_flat_params())
+    assert loop[0].selection != loop[2].selection or loop[0].dream_steps != loop[2].dream_steps  # the runs differ
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        train_controllers_in_dreams(m, episodes, c_config, cma, dreams, workers=0)
 
 # --- the dream in bfloat16 --------------------------------------------------------------------------
 

@@ -311,3 +311,33 @@ def train_controller_in_dream(mdnrnn: MDNRNN, episodes: Sequence[dict], controll
     picked = "best" if selection["best"] >= selection["mean"] else "mean"
     c.set_flat_params(evaluator.params(cma.best_params if picked == "best" else cma.mean))
     return DreamTrainResult(c, cma, picked, selection, mean, std, cma.total_env_steps + int(picks.steps.sum()))
+
+
+def _train_one_in_dream(kwargs: dict) -> DreamTrainResult:
+    """One run of `train_controller_in_dream` in a worker process (one torch thread, no progress bar)."""
+    torch.set_num_threads(1)
+    return train_controller_in_dream(**kwargs, progress=False)
+
+
+def train_controllers_in_dreams(mdnrnn: MDNRNN, episodes: Sequence[dict], controller: ControllerConfig,
+                                cma_config: CMAESConfig, dream_configs: Sequence[DreamConfig], *, seed: int = 0,
+                                select_episodes: int = 64, workers: int = 1) -> list[DreamTrainResult]:
+    """`train_controller_in_dream` once per dream (a temperature sweep, say), up to `workers` runs at a time.
+
+    dream_configs: one DreamConfig per run; every run gets the same `seed`, CMA-ES config and episodes
+    workers:       1: the runs one after another in this process; more: that many worker processes, each run
+                   on one torch thread. The runs are independent and seeded, so the results are the ones the
+                   loop gives on one thread (tests/test_dream.py checks it).
+    Returns the results in the order of `dream_configs`.
+    """
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    runs = [dict(mdnrnn=mdnrnn, episodes=list(episodes), controller=controller, cma_config=cma_config,
+                 dream_config=config, seed=seed, select_episodes=select_episodes) for config in dream_configs]
+    if workers == 1 or len(runs) <= 1:
+        return [train_controller_in_dream(**run, progress=False) for run in runs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(workers, len(runs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_train_one_in_dream, runs))
