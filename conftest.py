@@ -23,11 +23,41 @@ if "WMLIB_PROGRESS_FILE" not in os.environ:
     os.environ["WMLIB_PROGRESS_FILE"] = os.path.join(tempfile.mkdtemp(prefix="wmlib-test-"), "progress.json")
 
 
-# nbval executes the English chapters as shipped. The Chinese chapters (course/zh/) hold the same code cells byte
-# for byte and the same metadata, and no code cell depends on the folder it runs in (both checked by
-# tests/test_zh.py), so executing all of them again would repeat the English runs cell for cell (about a quarter
-# of CI's time). The first Chinese chapter still runs, from course/zh/ itself.
+# The English chapters run as shipped (pytest_ignore_collect below says where). The Chinese chapters (course/zh/)
+# hold the same code cells byte for byte and the same metadata, and no code cell depends on the folder it runs in
+# (both checked by tests/test_zh.py), so executing all of them again would repeat the English runs cell for cell
+# (about a quarter of CI's time). nbval still runs the first Chinese chapter, from course/zh/ itself.
 collect_ignore_glob = ["course/zh/0[1-9]_*.ipynb"]
+
+
+def _browser_runs_the_chapters(config) -> bool:
+    """Whether this run's browser tests execute every English chapter in JupyterLab (tests/test_browser.py).
+
+    True when Chromium and playwright are here, tests/test_browser.py is among what this run collects (no path
+    given, the repository, tests/ or that file), and no -m or -k could deselect it.
+    """
+    from pathlib import Path
+
+    from tests.browser_support import missing_browser_reason
+
+    root = Path(__file__).resolve().parent
+    wanted = {root, root / "tests", root / "tests" / "test_browser.py"}
+    paths = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    return (not config.option.markexpr and not config.option.keyword and bool(paths & wanted)
+            and missing_browser_reason() is None)
+
+
+def pytest_ignore_collect(collection_path, config):
+    # Each English chapter runs as shipped once per test run: in JupyterLab in headless Chromium when the browser
+    # tests run (they also fail on any error output or cell that did not run, and check that every widget renders),
+    # else here under nbval. tests/test_notebooks.py runs each one again with the exercises solved.
+    if collection_path.suffix == ".ipynb" and collection_path.parent.name == "course":
+        if not hasattr(config, "_wmlib_browser_runs_chapters"):
+            config._wmlib_browser_runs_chapters = _browser_runs_the_chapters(config)
+        if config._wmlib_browser_runs_chapters:
+            return True
+    return None
+
 
 import pytest  # noqa: E402  (the environment above must be set before anything imports torch)
 import torch  # noqa: E402

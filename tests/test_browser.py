@@ -14,7 +14,8 @@ assets/screenshot_latent_explorer.png and assets/screenshot_dream_player.png:
 
     WMLIB_README_SCREENSHOTS=1 python -m pytest tests/test_browser.py -m browser -k "latent or dream"
 
-Selected with `-m browser`; part of the plain `python -m pytest` run. They need /usr/bin/chromium
+Selected with `-m browser`; part of the plain `python -m pytest` run, in which nbval then leaves the English chapters
+to these tests (the root conftest.py). They need /usr/bin/chromium
 and the playwright package (never `playwright install`: the system Chromium is used). Outside CI
 they are skipped when either is missing; in CI (CI=true) that is a failure.
 """

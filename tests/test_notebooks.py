@@ -6,8 +6,9 @@
 - Every English chapter runs top to bottom on a fresh kernel with its stubs replaced by the solutions, in
   strict mode (WMLIB_STRICT=1: a solution that fails its check stops the run), in fast mode.
 
-nbval (configured in pyproject.toml) separately runs every English notebook as shipped, stubs unsolved (and the
-first Chinese one: the root conftest.py says why the others are not run again).
+Every English notebook also runs as shipped, stubs unsolved: in JupyterLab (tests/test_browser.py) when Chromium is
+here, else under nbval (configured in pyproject.toml); nbval also runs the first Chinese one. The root conftest.py
+says why nothing runs twice.
 """
 
 import importlib.util

@@ -18,8 +18,8 @@ links lead to course/zh/ chapters of English chapters' names and cover every Chi
 renders and it never says "the seed".
 
 tests/test_notebooks.py checks that these notebooks are committed clean and that their exercise cells are
-registered and solved (the last test below checks that it does). nbval executes the English chapters and the first
-Chinese one (the root conftest.py says why the rest would only repeat them).
+registered and solved (the last test below checks that it does). The English chapters run as shipped, and nbval
+runs the first Chinese one (the root conftest.py says why the rest would only repeat them).
 """
 
 import re
@@ -102,7 +102,7 @@ FOLDER_DEPENDENT = re.compile(r"""\.\./|["']\./|os\.getcwd|Path\.cwd|Path\(["']\
 @chapters
 def test_code_does_not_depend_on_its_folder(notebook):
     # With the same code and no relative path, a Chinese chapter runs as its English one does; the root conftest.py
-    # therefore lets nbval execute only the first Chinese chapter.
+    # therefore has nbval execute only the first Chinese chapter.
     for i, cell in enumerate(_read(notebook).cells):
         if cell.cell_type == "code":
             found = FOLDER_DEPENDENT.search(cell.source)
