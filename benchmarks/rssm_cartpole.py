@@ -95,8 +95,10 @@ def main(argv=None) -> int:
         if args.with_pipeline:
             from sample_efficiency import world_model  # this script's folder is on sys.path
 
+            t0 = time.perf_counter()
             row = world_model(seed, args.budget, 475.0, Path(args.work), episodes=100)
-            row["method"] = "World Models pipeline (V, M, C by CMA-ES in the dream)"
+            row.update(method="World Models pipeline (V, M, C by CMA-ES in the dream)", seed=seed,
+                       wall_s=time.perf_counter() - t0)
             pipeline.append(row)
             keep(row)
         rows.append(run_rssm(seed, args.budget, args.eval_every, args.train_every))

@@ -72,6 +72,61 @@ def test_cartpole_frame_draws_batches_and_env_frames_match():
     env.close()
 
 
+def _reference_cartpole_frame(state: np.ndarray) -> np.ndarray:
+    """cartpole_frame as first written: every shape painted over the whole 64x64 frame (slow, plain)."""
+    from wmlib import observations as o
+
+    batch = np.asarray(state, np.float32).reshape(-1, 4)
+    x, theta = batch[:, 0, None, None], batch[:, 2, None, None]
+    image = np.broadcast_to(o._WHITE, (len(batch), 64, 64, 3)).copy()
+    R, C = o._ROWS, o._COLS
+
+    def paint(cover, colour):
+        image[...] += cover[..., None] * (colour - image)
+
+    in_zoom = R < o._STRIP_TOP
+    paint(o._coverage(np.abs(R - o._CART_ROW) - 0.5) * in_zoom, o._BLACK)
+    for end in (-o._X_LIMIT, o._X_LIMIT):
+        col = o._CART_COL + (end - x) * o._ZOOM
+        paint(o._coverage(o._box_distance(C - col, R - (o._CART_ROW - 6), 0.5, 6)) * in_zoom, o._BLACK)
+    paint(o._coverage(o._box_distance(C - o._CART_COL, R - o._CART_ROW, o._CART_WIDTH * o._ZOOM / 2,
+                                      o._CART_HEIGHT * o._ZOOM / 2)), o._BLACK)
+    du, dv = C - o._CART_COL, R - (o._CART_ROW - o._HINGE_ABOVE_CART * o._ZOOM)
+    along, across = du * np.sin(theta) - dv * np.cos(theta), du * np.cos(theta) + dv * np.sin(theta)
+    half_length, half_width = o._POLE_LENGTH * o._ZOOM / 2, o._POLE_WIDTH * o._ZOOM / 2
+    paint(o._coverage(o._box_distance(across, along - half_length, half_width, half_length + half_width)),
+          o._POLE_BROWN)
+    paint(o._coverage(np.hypot(du, dv) - half_width), o._HINGE_BLUE)
+    in_strip = ~in_zoom
+    image[:, in_strip] = o._STRIP_GREY
+    paint(o._coverage(o._box_distance(C - 32, R - o._STRIP_ROW, o._X_LIMIT * o._STRIP_ZOOM, 0.5)) * in_strip,
+          o._BLACK)
+    for end in (-o._X_LIMIT, o._X_LIMIT):
+        paint(o._coverage(o._box_distance(C - (32 + end * o._STRIP_ZOOM), R - (o._STRIP_ROW - 3), 0.5, 3.5))
+              * in_strip, o._BLACK)
+    cart_col = 32 + x * o._STRIP_ZOOM
+    paint(o._coverage(o._box_distance(C - cart_col, R - (o._STRIP_ROW - 2), o._CART_WIDTH * o._STRIP_ZOOM / 2 + 0.5,
+                                      2.5)) * in_strip, o._BLACK)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def test_cartpole_frame_equals_painting_every_shape_over_the_whole_frame():
+    # The fast painter touches only each shape's window; the frames must not change by a single bit: the
+    # shipped V and every recorded result were made with the plain version.
+    rng = np.random.default_rng(0)
+    states = np.concatenate([
+        rng.normal(size=(300, 4)) * [0.8, 1.0, 0.1, 1.0],  # what episodes visit
+        rng.uniform(-1, 1, size=(200, 4)) * [4.0, 3.0, 3.2, 3.0],  # off the track, the pole upside down
+        [[2.4, 0, 0, 0], [-2.4, 0, 0, 0], [0, 0, np.pi / 2, 0], [0, 0, -np.pi, 0], [1.72, 0, 0.2095, 0],
+         [60.0, 0, 0, 0], [-60.0, 0, 0, 0]]]).astype(np.float32)
+    expected = _reference_cartpole_frame(states)
+    assert np.array_equal(cartpole_frame(states), expected)  # one batch: windows are the batch's union
+    for s, want in zip(states[::7], expected[::7], strict=True):
+        assert np.array_equal(cartpole_frame(s), want)  # one frame: its own windows
+    broken = _reference_cartpole_frame(states[:1] + np.float32([0, 0, 0.001, 0]))
+    assert not np.array_equal(broken[0], expected[0])  # the comparison sees a 0.001-rad tilt
+
+
 def test_cartpole_frame_rejects_bad_states():
     with pytest.raises(ValueError, match=r"\(4,\) or \(B, 4\)"):
         cartpole_frame(np.zeros((64, 64, 3), np.uint8))

@@ -69,11 +69,24 @@ def _box_distance(u: np.ndarray, v: np.ndarray, half_u: float, half_v: float) ->
     return np.hypot(np.maximum(du, 0), np.maximum(dv, 0)) + np.minimum(np.maximum(du, dv), 0)
 
 
+def _window(rows: tuple[float, float], cols: tuple[float, float]) -> tuple[slice, slice]:
+    """The pixels a shape can touch: rows and cols (low, high) in pixel coordinates, widened by the
+    one pixel of anti-aliasing and clipped to the frame. Outside it a shape's coverage is exactly 0."""
+    r0, r1 = max(int(np.floor(rows[0])) - 1, 0), min(int(np.ceil(rows[1])) + 1, 64)
+    c0, c1 = max(int(np.floor(cols[0])) - 1, 0), min(int(np.ceil(cols[1])) + 1, 64)
+    return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
+
+
 def cartpole_frame(state: np.ndarray) -> np.ndarray:
     """Draw the course's 64x64x3 CartPole frame from the state (see the module docstring).
 
     state: (4,) or (B, 4) floats (x, x_dot, theta, theta_dot), as CartPole-v1 keeps them; only x
     and theta are drawn. Returns (64, 64, 3) or (B, 64, 64, 3) uint8.
+
+    Each shape is painted only inside the window it can touch (for a batch, the union over the
+    batch): outside it its coverage is 0 and painting would leave the pixels as they are, so the
+    frame is the same, to the bit, as painting every shape over the whole frame (tests/test_envs.py
+    keeps that slow version and compares), in about a third of the time.
     """
     state = np.asarray(state, np.float32)
     if state.shape[-1:] != (4,) or state.ndim not in (1, 2):
@@ -84,32 +97,69 @@ def cartpole_frame(state: np.ndarray) -> np.ndarray:
     x, theta = batch[:, 0, None, None], batch[:, 2, None, None]  # (B, 1, 1)
     image = np.broadcast_to(_WHITE, (len(batch), 64, 64, 3)).copy()
 
-    def paint(cover, colour):  # cover: (64, 64) or (B, 64, 64) in [0, 1]
-        image[...] += cover[..., None] * (colour - image)
+    def paint(window, cover_fn, colour):
+        """Blend colour in where cover_fn(rows, cols) ((64, 64)-like grids of pixel centres -> coverage
+        in [0, 1], per frame when it broadcasts to (B, ...)) says, inside window = (row slice, col slice)."""
+        rs, cs = window
+        if rs.start >= rs.stop or cs.start >= cs.stop:
+            return
+        cover = cover_fn(_ROWS[rs, cs], _COLS[rs, cs])
+        part = image[:, rs, cs]
+        part += cover[..., None] * (colour - part)
 
-    in_zoom = _ROWS < _STRIP_TOP
-    paint(_coverage(np.abs(_ROWS - _CART_ROW) - 0.5) * in_zoom, _BLACK)  # the track
-    for end in (-_X_LIMIT, _X_LIMIT):  # an end of the track, when it comes into view
-        col = _CART_COL + (end - x) * _ZOOM
-        paint(_coverage(_box_distance(_COLS - col, _ROWS - (_CART_ROW - 6), 0.5, 6)) * in_zoom, _BLACK)
-    paint(_coverage(_box_distance(_COLS - _CART_COL, _ROWS - _CART_ROW, _CART_WIDTH * _ZOOM / 2,
-                                  _CART_HEIGHT * _ZOOM / 2)), _BLACK)
-    du, dv = _COLS - _CART_COL, _ROWS - (_CART_ROW - _HINGE_ABOVE_CART * _ZOOM)  # from the hinge
-    along = du * np.sin(theta) - dv * np.cos(theta)  # up the pole (image rows grow downwards)
-    across = du * np.cos(theta) + dv * np.sin(theta)
+    hinge_row = _CART_ROW - _HINGE_ABOVE_CART * _ZOOM
     half_length, half_width = _POLE_LENGTH * _ZOOM / 2, _POLE_WIDTH * _ZOOM / 2
-    paint(_coverage(_box_distance(across, along - half_length, half_width, half_length + half_width)), _POLE_BROWN)
-    paint(_coverage(np.hypot(du, dv) - half_width), _HINGE_BLUE)
+    # the track
+    paint(_window((_CART_ROW - 1, _CART_ROW + 1), (0, 64)),
+          lambda R, C: _coverage(np.abs(R - _CART_ROW) - 0.5) * (R < _STRIP_TOP), _BLACK)
+    for end in (-_X_LIMIT, _X_LIMIT):  # an end of the track, when it comes into view
+        col = _CART_COL + (end - x) * _ZOOM  # (B, 1, 1)
+        paint(_window((_CART_ROW - 12.5, _CART_ROW + 0.5), (float(col.min()) - 1, float(col.max()) + 1)),
+              lambda R, C, col=col: _coverage(_box_distance(C - col, R - (_CART_ROW - 6), 0.5, 6)) * (R < _STRIP_TOP),
+              _BLACK)
+    # the cart
+    half_w, half_h = _CART_WIDTH * _ZOOM / 2, _CART_HEIGHT * _ZOOM / 2
+    paint(_window((_CART_ROW - half_h - 1, _CART_ROW + half_h + 1), (_CART_COL - half_w - 1, _CART_COL + half_w + 1)),
+          lambda R, C: _coverage(_box_distance(C - _CART_COL, R - _CART_ROW, half_w, half_h)), _BLACK)
+    # the pole: from half_width below the hinge to half_width beyond its top, tilted by theta
+    reach = 2 * half_length + half_width
+    sin, cos = np.sin(theta), np.cos(theta)
+    ends_c = np.concatenate([_CART_COL - sin * half_width, _CART_COL + sin * reach])
+    ends_r = np.concatenate([hinge_row + cos * half_width, hinge_row - cos * reach])
+    pad = half_width + 1
 
-    in_strip = ~in_zoom
-    image[:, in_strip] = _STRIP_GREY
-    paint(_coverage(_box_distance(_COLS - 32, _ROWS - _STRIP_ROW, _X_LIMIT * _STRIP_ZOOM, 0.5)) * in_strip, _BLACK)
+    def pole(R, C):
+        du, dv = C - _CART_COL, R - hinge_row  # from the hinge
+        along = du * sin - dv * cos  # up the pole (image rows grow downwards)
+        across = du * cos + dv * sin
+        return _coverage(_box_distance(across, along - half_length, half_width, half_length + half_width))
+
+    paint(_window((float(ends_r.min()) - pad, float(ends_r.max()) + pad),
+                  (float(ends_c.min()) - pad, float(ends_c.max()) + pad)), pole, _POLE_BROWN)
+    paint(_window((hinge_row - half_width - 1, hinge_row + half_width + 1),
+                  (_CART_COL - half_width - 1, _CART_COL + half_width + 1)),
+          lambda R, C: _coverage(np.hypot(C - _CART_COL, R - hinge_row) - half_width), _HINGE_BLUE)
+
+    # the strip with the whole track
+    image[:, _STRIP_TOP:] = _STRIP_GREY
+
+    def in_strip(R):
+        return R >= _STRIP_TOP
+
+    paint(_window((_STRIP_ROW - 1, _STRIP_ROW + 1), (32 - _X_LIMIT * _STRIP_ZOOM - 1, 32 + _X_LIMIT * _STRIP_ZOOM + 1)),
+          lambda R, C: _coverage(_box_distance(C - 32, R - _STRIP_ROW, _X_LIMIT * _STRIP_ZOOM, 0.5)) * in_strip(R),
+          _BLACK)
     for end in (-_X_LIMIT, _X_LIMIT):
-        paint(_coverage(_box_distance(_COLS - (32 + end * _STRIP_ZOOM), _ROWS - (_STRIP_ROW - 3), 0.5, 3.5))
-              * in_strip, _BLACK)
-    cart_col = 32 + x * _STRIP_ZOOM
-    paint(_coverage(_box_distance(_COLS - cart_col, _ROWS - (_STRIP_ROW - 2), _CART_WIDTH * _STRIP_ZOOM / 2 + 0.5,
-                                  2.5)) * in_strip, _BLACK)
+        end_col = 32 + end * _STRIP_ZOOM
+        paint(_window((_STRIP_ROW - 7, _STRIP_ROW + 1), (end_col - 1.5, end_col + 1.5)),
+              lambda R, C, end_col=end_col: _coverage(_box_distance(C - end_col, R - (_STRIP_ROW - 3), 0.5, 3.5))
+              * in_strip(R), _BLACK)
+    cart_col = 32 + x * _STRIP_ZOOM  # (B, 1, 1)
+    half_strip = _CART_WIDTH * _STRIP_ZOOM / 2 + 0.5
+    paint(_window((_STRIP_ROW - 5, _STRIP_ROW + 1), (float(cart_col.min()) - half_strip - 1,
+                                                  float(cart_col.max()) + half_strip + 1)),
+          lambda R, C: _coverage(_box_distance(C - cart_col, R - (_STRIP_ROW - 2), half_strip, 2.5)) * in_strip(R),
+          _BLACK)
     frames = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     return frames[0] if state.ndim == 1 else frames
 
