@@ -235,10 +235,17 @@ METHODS = {
 PIXELS = ("world-model", "sb3-dqn-pixels", "sb3-ppo-pixels")
 
 
+def budget_of(method: str, args) -> int:
+    """The real-step budget of a method: --budget (world model), --pixel-budget or --state-budget."""
+    if method == "world-model":
+        return args.budget
+    return args.pixel_budget if method in PIXELS else args.state_budget
+
+
 def run_one(method: str, seed: int, args) -> dict:
     torch.manual_seed(seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    budget = args.budget if method == "world-model" or method.endswith("-state") else args.pixel_budget
+    budget = budget_of(method, args)
     if method == "world-model":
         row = world_model(seed, budget, args.threshold, Path(args.work), args.eval_episodes)
     else:
@@ -269,21 +276,25 @@ def print_table(rows: list[dict]) -> None:
             else f"not within {r['budget']:,}"
         print(f"| {METHODS[r['method']]} | {r['seed']} | {steps} | {r['real_steps']:,} | "
               f"{r['final_mean']:.1f} ± {r['final_std']:.1f} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} |")
-    by_method = {m: [r for r in rows if r["method"] == m] for m in METHODS}
-    print("\nper method (median over its seeds; the median of steps to threshold only when every seed reached it):")
-    for m, mine in by_method.items():
-        if not mine:
-            continue
+    groups: dict[tuple[str, int], list[dict]] = {}  # (method, budget) -> rows
+    for r in rows:
+        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    print("\nper method and budget (median over its seeds; the median of steps to threshold only when every seed "
+          "reached it):")
+    for (m, budget), mine in groups.items():
         reached = sum(r["steps_to_threshold"] is not None for r in mine)
         med = _median_steps(mine)
-        print(f"  {METHODS[m]}: seeds {sorted(r['seed'] for r in mine)}, reached {reached}/{len(mine)}, "
-              f"median steps to threshold {f'{med:,.0f}' if med is not None else '-'}, "
+        print(f"  {METHODS[m]}, budget {budget:,}: seeds {sorted(r['seed'] for r in mine)}, reached "
+              f"{reached}/{len(mine)}, median steps to threshold {f'{med:,.0f}' if med is not None else '-'}, "
               f"median final score {statistics.median(r['final_mean'] for r in mine):.1f}, "
               f"median wall time {statistics.median(r['wall_s'] for r in mine):.0f} s")
-    wm = _median_steps(by_method["world-model"])
-    print("\nratios (a baseline's median steps to threshold / the world model's; same observation first):")
+    largest = {m: max((g for g in groups.items() if g[0][0] == m), key=lambda g: g[0][1])[1]
+               for m in METHODS if any(key[0] == m for key in groups)}
+    wm = _median_steps(largest.get("world-model", []))
+    print("\nratios (a baseline's median steps to threshold at its largest budget / the world model's; "
+          "same observation first):")
     for m in ("sb3-dqn-pixels", "sb3-ppo-pixels", "sb3-dqn-state", "dqn-state"):
-        mine = by_method[m]
+        mine = largest.get(m)
         if not mine or wm is None:
             continue
         med = _median_steps(mine)
@@ -308,7 +319,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12, 13, 14])
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    p.add_argument("--budget", type=int, default=20_000, help="real training steps: world model and state agents")
+    p.add_argument("--budget", type=int, default=20_000, help="real steps the world model may use")
+    p.add_argument("--state-budget", type=int, default=100_000, help="real training steps: model-free state agents")
     p.add_argument("--pixel-budget", type=int, default=200_000, help="real training steps: model-free pixel agents")
     p.add_argument("--threshold", type=float, default=475.0)
     p.add_argument("--eval-episodes", type=int, default=100, help="episodes measuring each final policy")
@@ -329,8 +341,9 @@ def main(argv=None) -> int:
             raise SystemExit("Stable-Baselines3 is needed for the sb3-* methods (or leave them out with --methods)")
         for seed in args.seeds:
             for method in args.methods:
+                budget = budget_of(method, args)
                 if any(r["method"] == method and r["seed"] == seed and r["threshold"] == args.threshold
-                       and r["eval_episodes"] == args.eval_episodes for r in done):
+                       and r["eval_episodes"] == args.eval_episodes and r["budget"] == budget for r in done):
                     continue
                 row = run_one(method, seed, args)
                 print(json.dumps(row), flush=True)
@@ -341,7 +354,7 @@ def main(argv=None) -> int:
                         f.write(json.dumps(row) + "\n")
     rows = [r for r in done if r["threshold"] == args.threshold]
     print(f"\nCartPole-v1, threshold {args.threshold:g}; final score over {args.eval_episodes} fresh real episodes")
-    print_table(sorted(rows, key=lambda r: (list(METHODS).index(r["method"]), r["seed"])))
+    print_table(sorted(rows, key=lambda r: (list(METHODS).index(r["method"]), r["budget"], r["seed"])))
     return 0
 
 
