@@ -399,3 +399,19 @@ def test_ctrl_c_in_a_real_run_ends_with_one_line_and_no_traceback(tmp_path):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert err.rstrip().splitlines()[-1] == (f"interrupted: the episodes written so far are in {tmp_path}; "
                                              "the same command writes the same files")
+
+
+# --- evaluate --lockstep ---------------------------------------------------------------------------------------
+
+
+def test_evaluate_in_lockstep_reports_the_same_episodes(capsys):
+    argv = ["evaluate", "--controller", "cartpole_zonly", "--episodes", "4", "--workers", "1"]
+    assert cli.main(argv) == 0
+    one_at_a_time = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cli.main([*argv, "--lockstep"]) == 0
+    lockstep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert lockstep["command"].endswith("--lockstep")
+    for key in ("episodes", "mean", "std", "min", "max", "env_steps"):
+        assert lockstep[key] == one_at_a_time[key], key
+    err = refused([*argv, "--lockstep", "--evaluator", "ray"], capsys)
+    assert err.startswith("error: --lockstep: ") and "--evaluator ray" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from wmlib.dream_training import train_controller_in_dream
 from wmlib.evaluators import EvaluatorConfig, make_evaluator
 from wmlib.flags import Command
 from wmlib.latents import encode_episodes, load_latent_episodes
+from wmlib.lockstep import LockstepEvaluator
 from wmlib.mdnrnn import load_mdnrnn
 from wmlib.pipeline import run_pipeline
 from wmlib.rollouts import play_episodes
@@ -252,12 +254,18 @@ class EvaluateArgs:
     """Cut episodes after this many steps (none: the env's own limit)."""
     workers: int | None = None
     """Rollout processes or Ray actors (none: every core, or every CPU of the Ray cluster; 1: serial); speed only."""
+    lockstep: bool = False
+    """Play the episodes side by side, V, M and C batched per step (wmlib.lockstep; local processes; worlds with
+    discrete actions): the same episodes up to float rounding, about 3x faster on pixel CartPole."""
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
 
     def __post_init__(self):
         if self.max_steps is not None:
             check_int("max_steps", self.max_steps, 1)
         check_int("episodes", self.episodes, 1)
+        if self.lockstep and self.evaluator.kind == "ray":
+            raise SettingError("lockstep", "--lockstep plays on this machine's processes: leave out --evaluator ray "
+                                           "(or --lockstep)")
 
 
 def _evaluate(args: EvaluateArgs, cmd: str) -> int:
@@ -269,9 +277,14 @@ def _evaluate(args: EvaluateArgs, cmd: str) -> int:
     if env is None or vae is None:
         raise SettingError("env", "this controller's metadata does not name its env and V: pass --env and --vae")
     rollout_fn = ControllerRollout(env, vae, mdnrnn, controller.config, max_steps=args.max_steps)
-    with make_evaluator(rollout_fn, config=spread(args.evaluator, args.workers)) as evaluator:
-        first = EVAL_SEED_START if args.seed_start is None else args.seed_start
-        result = evaluate_controller(evaluator, controller.get_flat_params(), args.episodes, seed_start=first)
+    first = EVAL_SEED_START if args.seed_start is None else args.seed_start
+    if args.lockstep:
+        workers = 1 if args.evaluator.kind == "serial" else (args.workers or os.cpu_count() or 1)
+        with LockstepEvaluator(rollout_fn, workers=workers) as evaluator:
+            result = evaluator.evaluate(controller.get_flat_params(), args.episodes, seed_start=first)
+    else:
+        with make_evaluator(rollout_fn, config=spread(args.evaluator, args.workers)) as evaluator:
+            result = evaluate_controller(evaluator, controller.get_flat_params(), args.episodes, seed_start=first)
     print(json.dumps(dict(result.summary(), controller=args.controller, env=env, vae=vae, mdnrnn=mdnrnn,
                           command=cmd)))
     return 0

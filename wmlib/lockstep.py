@@ -9,8 +9,12 @@ side by side, the B episodes still alive take one step each, and V, M and C see 
 
 Each episode is the same episode the one-at-a-time player (`wmlib.agent.play_episode`) plays on its
 random seed, up to float rounding: V's convolution over B frames adds in another order than over one,
-so z differs in the last bits (about 1e-7), and an action can flip only where C's output sits that close
-to its decision threshold. tests/test_lockstep.py checks the returns against the one-at-a-time player.
+so z differs in the last bits (about 1e-7), and a discrete action can flip only where C's output sits
+that close to its decision threshold. tests/test_lockstep.py checks the returns against the one-at-a-time
+player. That is why only worlds with discrete actions (pixel CartPole, Doom) are played in lockstep: a
+continuous action (the car's steering) carries the 1e-7 into the physics, and over a few hundred steps
+the car's track diverges (measured: 4 of 6 tracks ended with other returns), so the one-at-a-time
+player's numbers could not be reproduced.
 On pixel CartPole it is about 3x faster per real step on one core (`python benchmarks/lockstep_speed.py`
 measures both players on the same random seeds).
 
@@ -59,8 +63,12 @@ def play_in_lockstep(rollout: ControllerRollout, params: np.ndarray, seeds: Sequ
         raise ValueError("need at least one random seed to play")
     _, agent = rollout.build()
     vae, mdnrnn, controller = agent.vae, agent.mdnrnn, agent.controller
-    controller.set_flat_params(rollout.controller_params(params))
     spec = action_map_spec(controller.config.action_map)
+    if not spec.one_hot:
+        raise ValueError(f"lockstep play reproduces episodes only for discrete actions; {rollout.env_name}'s are "
+                         f"continuous ({controller.config.action_map!r}), where rounding changes the episode: play "
+                         "them one at a time (wmlib.agent.evaluate_controller)")
+    controller.set_flat_params(rollout.controller_params(params))
     envs = [make_env(rollout.env_name) for _ in seeds]
     generators = [torch.Generator().manual_seed(s) for s in seeds]  # z ~ N(mu, sigma^2) with sample_z
     frames = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)])
@@ -75,14 +83,13 @@ def play_in_lockstep(rollout: ControllerRollout, params: np.ndarray, seeds: Sequ
                 eps = torch.stack([torch.randn(mu.shape[1], generator=generators[i]) for i in alive])
                 z = mu + torch.exp(0.5 * logvar) * eps
             y = controller(z, state.h if state is not None else None)  # (B, A_c) in [-1, 1]
-            actions = spec.batched(y)  # (B,) choices, or (B, A) floats
+            actions = spec.batched(y)  # (B,) choices
             if state is not None:
                 a = torch.from_numpy(encode_actions(actions.numpy(), envs[0].action_space))
                 state = mdnrnn.step(z, a, state).state
             keep, next_frames = [], []
             for row, i in enumerate(alive):
-                action = int(actions[row]) if spec.one_hot else actions[row].numpy().astype(np.float32)
-                frame, reward, terminated, truncated, _ = envs[i].step(action)
+                frame, reward, terminated, truncated, _ = envs[i].step(int(actions[row]))
                 returns[i] += float(reward)
                 steps[i] += 1
                 cut = rollout.max_steps is not None and steps[i] >= rollout.max_steps
