@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmlib.agent import EVAL_SEED_START, ControllerRollout, evaluate_controller
+from wmlib.agent import EVAL_SEED_START, ControllerRollout
 from wmlib.config import CMAESConfig, DreamConfig
 from wmlib.controller import controller_config_for
 from wmlib.dream_training import train_controller_in_dream
-from wmlib.evaluators import make_evaluator
 from wmlib.latents import load_latent_episodes
+from wmlib.lockstep import LockstepEvaluator
 from wmlib.mdnrnn import load_mdnrnn
 from wmlib.rollouts import play_episodes
 from wmlib.tasks import world_spec
@@ -83,8 +83,8 @@ def main(argv=None) -> int:
         dream = DreamConfig(temperature=tau, max_steps=max_steps)
         result = train_controller_in_dream(m, episodes, c_config, cma, dream, seed=args.seed, progress=False)
         rollout_fn = ControllerRollout(WORLD, args.vae, args.mdnrnn, c_config)
-        with make_evaluator(rollout_fn, args.workers) as evaluator:
-            real = evaluate_controller(evaluator, result.controller.get_flat_params(), args.episodes, progress=False)
+        with LockstepEvaluator(rollout_fn, args.workers) as evaluator:  # the one-at-a-time episodes, ~2x faster
+            real = evaluator.evaluate(result.controller.get_flat_params(), args.episodes, progress=False)
         rows.append((tau, result.selection[result.picked], real.mean, real.std, result.dream_steps,
                      time.perf_counter() - t0))
         print(f"tau {tau:4.2f}: dream {rows[-1][1]:7.1f}, real {real.mean:7.1f} ± {real.std:6.1f} "

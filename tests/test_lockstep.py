@@ -86,3 +86,13 @@ def test_bad_input_gets_a_clear_error(shaky):
         ev.evaluate(params, 0)
     with pytest.raises(ValueError, match="at least one random seed"):
         play_in_lockstep(rollout, params, [])
+
+
+def test_doom_episodes_in_lockstep_are_the_one_at_a_time_episodes():
+    pytest.importorskip("vizdoom")
+    c = load_controller("doom")  # the shipped Doom C: its one output split in thirds (left / stay / right)
+    rollout = ControllerRollout("doom-takecover", "doom", "doom", c.config, max_steps=80)
+    want = _one_at_a_time(rollout, c.get_flat_params(), 3)
+    got = LockstepEvaluator(rollout).evaluate(c.get_flat_params(), 3, progress=False)
+    np.testing.assert_array_equal(got.returns, want.returns)
+    np.testing.assert_array_equal(got.steps, want.steps)
