@@ -1,8 +1,8 @@
 """Sample efficiency on CartPole: the world model trained in its dream against model-free agents.
 
-    python benchmarks/sample_efficiency.py --seeds 10 11 12 13 14 --out data/bench_sample_efficiency/runs.jsonl
-    python benchmarks/sample_efficiency.py --seeds 0 --methods world-model dqn-state      # quicker
-    python benchmarks/sample_efficiency.py --out data/bench_sample_efficiency/runs.jsonl --table   # print only
+    python benchmarks/sample_efficiency.py                  # seeds 10-14, every method; resumes where it stopped
+    python benchmarks/sample_efficiency.py --table          # print the table of the runs measured so far
+    python benchmarks/sample_efficiency.py --seeds 0 --methods world-model dqn-state --out /tmp/runs.jsonl
 
 Methods (--methods), all on the same random seeds, threshold and protocol:
 
@@ -325,14 +325,16 @@ def main(argv=None) -> int:
     p.add_argument("--threshold", type=float, default=475.0)
     p.add_argument("--eval-episodes", type=int, default=100, help="episodes measuring each final policy")
     p.add_argument("--work", default="data/bench_sample_efficiency", help="where the world-model runs go")
-    p.add_argument("--out", type=Path, default=None, help="a JSON-lines file: finished runs are kept and skipped")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sample_efficiency_runs.jsonl",
+                   help="a JSON-lines file: finished runs are kept there and skipped when run again (the default is "
+                        "committed: the runs measured so far)")
     p.add_argument("--table", action="store_true", help="only print the table of the runs in --out")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     done = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] \
-        if args.out is not None and args.out.exists() else []
+        if args.out.exists() else []
     if not args.table:
         tuned = sorted(set(args.seeds) & set(TUNING_SEEDS))
         print(f"random seeds {args.seeds}; " + (f"{tuned} were used while tuning the pipeline's defaults"
@@ -348,10 +350,9 @@ def main(argv=None) -> int:
                 row = run_one(method, seed, args)
                 print(json.dumps(row), flush=True)
                 done.append(row)
-                if args.out is not None:
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    with args.out.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                with args.out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
     rows = [r for r in done if r["threshold"] == args.threshold]
     print(f"\nCartPole-v1, threshold {args.threshold:g}; final score over {args.eval_episodes} fresh real episodes")
     print_table(sorted(rows, key=lambda r: (list(METHODS).index(r["method"]), r["budget"], r["seed"])))
