@@ -2,7 +2,7 @@
 
     python benchmarks/sample_efficiency.py                  # seeds 10-14, every method; resumes where it stopped
     python benchmarks/sample_efficiency.py --table          # print the table of the runs measured so far
-    python benchmarks/sample_efficiency.py --seeds 0 --methods world-model dqn-state --out /tmp/runs.jsonl
+    python benchmarks/sample_efficiency.py --seeds 0 --methods world-model dqn-state --out data/quick_runs.jsonl
 
 Methods (--methods), all on the same random seeds, threshold and protocol:
 
