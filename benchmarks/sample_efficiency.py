@@ -41,6 +41,7 @@ Stable-Baselines3 is installed from benchmarks/requirements-sb3.txt when missing
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import shutil
@@ -54,6 +55,7 @@ import numpy as np
 import torch
 
 from wmlib.agent import EVAL_SEED_START
+from wmlib.config import PipelineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNING_SEEDS = (0, 1, 2)
@@ -133,7 +135,6 @@ def pixel_returns(model, seeds) -> tuple[list[float], int]:
 
 
 def world_model(seed: int, budget: int, threshold: float, work: Path, episodes: int) -> dict:
-    from wmlib.config import PipelineConfig
     from wmlib.pipeline import run_pipeline
 
     run_dir = work / f"world_model_seed{seed}"
@@ -144,7 +145,19 @@ def world_model(seed: int, budget: int, threshold: float, work: Path, episodes: 
     final = r["final"]
     return {"steps_to_threshold": r["real_steps"] if final["mean"] >= threshold else None,
             "real_steps": r["real_steps"], "final_mean": final["mean"], "final_std": final["std"],
-            "dream_steps": r["dream_steps"], "rounds": len(r["rounds"])}
+            "dream_steps": r["dream_steps"], "rounds": len(r["rounds"]), "config": r["config"]}
+
+
+def pipeline_key(row: dict) -> str:
+    """What tells world-model runs at different PipelineConfig defaults apart: the config, less M's preset."""
+    return json.dumps({k: v for k, v in row["config"].items() if k != "mdnrnn"}, sort_keys=True)
+
+
+def label(row: dict) -> str:
+    """The method's name in the table; world-model runs also say how many random episodes round 0 played."""
+    if row["method"] != "world-model":
+        return METHODS[row["method"]]
+    return f"{METHODS['world-model']}, {row['config']['random_episodes']} random episodes"
 
 
 def our_dqn(seed: int, budget: int, threshold: float, episodes: int) -> dict:
@@ -274,23 +287,30 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         steps = f"{r['steps_to_threshold']:,}" if r["steps_to_threshold"] is not None \
             else f"not within {r['budget']:,}"
-        print(f"| {METHODS[r['method']]} | {r['seed']} | {steps} | {r['real_steps']:,} | "
+        print(f"| {label(r)} | {r['seed']} | {steps} | {r['real_steps']:,} | "
               f"{r['final_mean']:.1f} ± {r['final_std']:.1f} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} |")
-    groups: dict[tuple[str, int], list[dict]] = {}  # (method, budget) -> rows
+    groups: dict[tuple[str, int, str], list[dict]] = {}  # (method, budget, the world model's config) -> rows
     for r in rows:
-        groups.setdefault((r["method"], r["budget"]), []).append(r)
+        groups.setdefault((r["method"], r["budget"], pipeline_key(r) if r["method"] == "world-model" else ""),
+                          []).append(r)
     print("\nper method and budget (median over its seeds; the median of steps to threshold only when every seed "
           "reached it):")
-    for (m, budget), mine in groups.items():
+    for (_, budget, _), mine in groups.items():
         reached = sum(r["steps_to_threshold"] is not None for r in mine)
         med = _median_steps(mine)
-        print(f"  {METHODS[m]}, budget {budget:,}: seeds {sorted(r['seed'] for r in mine)}, reached "
+        print(f"  {label(mine[0])}, budget {budget:,}: seeds {sorted(r['seed'] for r in mine)}, reached "
               f"{reached}/{len(mine)}, median steps to threshold {f'{med:,.0f}' if med is not None else '-'}, "
               f"median final score {statistics.median(r['final_mean'] for r in mine):.1f}, "
               f"median wall time {statistics.median(r['wall_s'] for r in mine):.0f} s")
     largest = {m: max((g for g in groups.items() if g[0][0] == m), key=lambda g: g[0][1])[1]
                for m in METHODS if any(key[0] == m for key in groups)}
-    wm = _median_steps(largest.get("world-model", []))
+    # the world model at today's defaults (the runs at earlier defaults stay in the table above)
+    today = pipeline_key({"config": dataclasses.asdict(PipelineConfig())})
+    current = [rs for (m, _, key), rs in groups.items() if m == "world-model" and key == today]
+    largest["world-model"] = current[0] if current else []
+    wm = _median_steps(largest["world-model"])
+    if not current:
+        print("\n(no world-model runs at today's PipelineConfig defaults yet: no ratios)")
     print("\nratios (a baseline's median steps to threshold at its largest budget / the world model's; "
           "same observation first):")
     for m in ("sb3-dqn-pixels", "sb3-ppo-pixels", "sb3-dqn-state", "dqn-state"):
@@ -335,6 +355,8 @@ def main(argv=None) -> int:
 
     done = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] \
         if args.out.exists() else []
+    today = pipeline_key({"config": dataclasses.asdict(PipelineConfig(real_step_budget=args.budget,
+                                                                       target_return=args.threshold))})
     if not args.table:
         tuned = sorted(set(args.seeds) & set(TUNING_SEEDS))
         print(f"random seeds {args.seeds}; " + (f"{tuned} were used while tuning the pipeline's defaults"
@@ -345,7 +367,8 @@ def main(argv=None) -> int:
             for method in args.methods:
                 budget = budget_of(method, args)
                 if any(r["method"] == method and r["seed"] == seed and r["threshold"] == args.threshold
-                       and r["eval_episodes"] == args.eval_episodes and r["budget"] == budget for r in done):
+                       and r["eval_episodes"] == args.eval_episodes and r["budget"] == budget
+                       and (method != "world-model" or pipeline_key(r) == today) for r in done):
                     continue
                 row = run_one(method, seed, args)
                 print(json.dumps(row), flush=True)
