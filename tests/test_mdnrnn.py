@@ -331,17 +331,23 @@ POLE = MDNRNNConfig(z_dim=2, action_dim=2, hidden_size=32, num_mixtures=2, predi
 @pytest.mark.slow
 def test_done_head_predicts_the_pole_falling_better_than_the_base_rate():
     train, val = _pole_episodes(300, 0), _pole_episodes(60, 1)
-    # 30 epochs, not fewer: at 20 the checks below sat on their bounds, and floats differ across CPUs
-    # (one machine gave a recall of exactly 0.25 and a 3-step ratio of 0.88); at 30 here: 0.63 and 0.46.
-    result = train_mdnrnn(train, POLE, epochs=30, seed=0, progress=False)
-    assert len(result.history) == 30 and result.history[-1]["nll"] < result.history[0]["nll"] - 1.0
+    # Floats differ across CPUs, so a run here is one draw from what training can give. With POLE's
+    # 32 units at lr 1e-2 for 30 epochs the draws spread widely (over 6 training seeds the 3-step ratio
+    # below ran 0.13-0.72 at temperature 0.1 and 0.40-1.08 at 1.0; CI's CPU drew 1.28 on samples at 1.0).
+    # 64 units at lr 3e-3 for 40 epochs, over 8 training seeds on one machine: done BCE 0.30-0.42 of the
+    # base rate's, recall 0.60-0.85, precision 0.59-0.90, 3-step ratio 0.07-0.42 at temperature 0.1.
+    config = dataclasses.replace(POLE, hidden_size=64, learning_rate=3e-3)
+    result = train_mdnrnn(train, config, epochs=40, seed=0, progress=False)
+    assert len(result.history) == 40 and result.history[-1]["nll"] < result.history[0]["nll"] - 1.0
     scores = evaluate_mdnrnn(result.model, val)
     # Always guessing the base rate (one step in ~22 ends) scores ~0.19 nats; M does far better.
     assert scores["done_bce"] < 0.5 * scores["done_base_bce"], scores
-    assert scores["done_recall"] > 0.25 and scores["done_precision"] > 0.5, scores
-    # Three steps ahead, imagination beats "nothing changes": M has learned the velocities.
-    err = imagination_error(result.model, val[:10], 3, samples=2)
-    assert err["latent_mse"][2] < 0.8 * err["copy_latent_mse"][2], err
+    assert scores["done_recall"] > 0.4 and scores["done_precision"] > 0.5, scores
+    # Three steps ahead, M's most likely path (temperature 0.1: near the mixture's modes) beats
+    # "nothing changes": it has learned the velocities that z does not show. At temperature 1 the
+    # samples add M's own spread, which one step ahead is larger than a step's motion.
+    err = imagination_error(result.model, val[:30], 3, samples=4, temperature=0.1)
+    assert err["latent_mse"][2] < 0.7 * err["copy_latent_mse"][2], err
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):
