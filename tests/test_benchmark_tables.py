@@ -68,6 +68,22 @@ def test_no_ratio_when_a_seed_missed_or_no_run_at_todays_defaults(se, capsys):
     assert "no world-model runs at today's PipelineConfig defaults" in capsys.readouterr().out
 
 
+def test_a_seed_that_missed_counts_as_never_reaching_the_threshold(se, capsys):
+    # World model: 2 of 3 seeds reached it, so its median is the larger of the two (not the mean of the two
+    # that reached, which would hide the miss): 6,000. DQN: 3 of 3 at 60,000.
+    wm = [_row("world-model", 10, 4_000, _config()), _row("world-model", 11, 6_000, _config()),
+          _row("world-model", 12, None, _config())]
+    se.print_table(wm + [_row("dqn-state", s, 60_000, budget=100_000) for s in (10, 11, 12)])
+    out = capsys.readouterr().out
+    assert "median steps to threshold 6,000" in out and "10.0x" in out and "12.0x" not in out
+    # A baseline that reached it on 1 of 3: its median is undefined; the steps its misses used give a lower
+    # bound (median of 60,000, 100,000, 100,000), never a made-up ratio.
+    se.print_table(wm + [_row("dqn-state", 10, 60_000, budget=100_000), _row("dqn-state", 11, None, budget=100_000),
+                         _row("dqn-state", 12, None, budget=100_000)])
+    out = capsys.readouterr().out
+    assert "more than 16.7x (at most half its seeds reached it); seeds 3 against 3" in out
+
+
 def test_lever_variants_are_valid_configs(levers):
     for name in levers.VARIANTS:
         config = levers.config_of(name, 20_000, 475.0)
