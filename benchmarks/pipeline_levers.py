@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from wmlib.config import PipelineConfig
+from wmlib.config import PipelineConfig, with_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,7 +148,9 @@ def ship(done: list[dict], args) -> None:
 
 
 def _same(ran: dict, asked: dict) -> bool:
-    """Whether a finished run used this config (its report fills in M's preset, so compare the rest)."""
+    """Whether a finished run used this config (its report fills in M's preset, so compare the rest; fields
+    added after it ran count at their defaults, which is how it ran)."""
+    ran = with_defaults(ran, dataclasses.asdict(PipelineConfig()))
     return {k: v for k, v in ran.items() if k != "mdnrnn"} == {k: v for k, v in asked.items() if k != "mdnrnn"}
 
 

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from wmlib.agent import EVAL_SEED_START
-from wmlib.config import PipelineConfig
+from wmlib.config import PipelineConfig, with_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNING_SEEDS = (0, 1, 2)
@@ -150,8 +150,10 @@ def world_model(seed: int, budget: int, threshold: float, work: Path, episodes: 
 
 
 def pipeline_key(row: dict) -> str:
-    """What tells world-model runs at different PipelineConfig defaults apart: the config, less M's preset."""
-    return json.dumps({k: v for k, v in row["config"].items() if k != "mdnrnn"}, sort_keys=True)
+    """What tells world-model runs at different PipelineConfig defaults apart: the config, less M's preset
+    (fields added after a run was recorded count at their defaults, which is how that run ran)."""
+    config = with_defaults(row["config"], dataclasses.asdict(PipelineConfig()))
+    return json.dumps({k: v for k, v in config.items() if k != "mdnrnn"}, sort_keys=True)
 
 
 def label(row: dict) -> str:

@@ -43,6 +43,15 @@ def _row(method, seed, steps, config=None, budget=20_000):
     return row
 
 
+def test_a_run_recorded_before_a_config_field_existed_counts_at_its_default(se, levers):
+    today = _config()
+    old = json.loads(json.dumps(today))
+    del old["dream"]["done_bias"]  # DreamConfig.done_bias came after the runs of 2026-12-02
+    assert se.pipeline_key({"config": old}) == se.pipeline_key({"config": today})
+    assert levers._same(old, today)
+    assert not levers._same(old, _config(dream=dataclasses.replace(PipelineConfig().dream, done_bias=1.0)))
+
+
 def test_ratios_use_the_world_model_at_todays_defaults(se, capsys):
     today = _config()
     other = _config(random_episodes=PipelineConfig().random_episodes + 200)

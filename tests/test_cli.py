@@ -201,9 +201,9 @@ def test_recorded_command_holds_every_value_and_the_speed_flags():
     line = recorded([*DREAM, "--temperature", "1.15", "--dream-done-threshold", "0.5", "--workers", "2",
                      "--dream-workers", "2", "--threads", "1"])
     assert line == (f"python -m wmlib {' '.join(DREAM)} --random-episodes 50 --population 64 --rollouts 16 "
-                    "--sigma0 0.5 --generations 50 --temperature 1.15 --done-threshold 0.5 --dream-reward auto "
-                    "--precision float32 --select-episodes 64 --eval-episodes 100 --seed 0 --dream-workers 2 "
-                    "--workers 2 --threads 1")
+                    "--sigma0 0.5 --generations 50 --temperature 1.15 --done-threshold 0.5 --done-bias 0 "
+                    "--dream-reward auto --precision float32 --select-episodes 64 --eval-episodes 100 --seed 0 "
+                    "--dream-workers 2 --workers 2 --threads 1")
     # Switches and nones at their default are left out, unless typed.
     line = recorded([*DREAM, "--no-rank-shaping", "--done-threshold=sample", "--dream-sample-start"])
     assert "--no-rank-shaping" in line and "--done-threshold sample" in line and "--dream-sample-start" in line

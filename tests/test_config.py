@@ -38,6 +38,8 @@ REFUSED = [
     (DreamConfig, "done_threshold", 2.0, "done_threshold must be a number in (0, 1], got 2.0"),
     (DreamConfig, "done_threshold", math.nan, "done_threshold must be a number in (0, 1], got nan"),
     (DreamConfig, "done_threshold", 0.0, "done_threshold must be a number in (0, 1], got 0.0"),
+    (DreamConfig, "done_bias", math.inf, "done_bias must be a finite number, got inf"),
+    (DreamConfig, "done_bias", "2", "done_bias must be a finite number, got '2'"),
     (DreamConfig, "max_steps", 0, "max_steps must be a positive integer, got 0"),
     (DreamConfig, "reward", "score", "unknown reward 'score'; expected one of auto, survival, model"),
     (DreamConfig, "precision", "float16", "unknown precision 'float16'; expected one of float32, bfloat16, auto"),

@@ -1,6 +1,8 @@
 """The dream (wmlib/dream.py, wmlib/dream_training.py, wmlib/precision.py) with tiny untrained V and M
 (conftest.py) standing in for the trained ones."""
 
+import dataclasses
+import math
 import warnings
 
 import gymnasium as gym
@@ -9,12 +11,14 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+import wmlib.dream_training
 import wmlib.precision
 from conftest import TINY_H as H
 from conftest import TINY_Z as Z
 from wmlib.cmaes import train_cmaes
 from wmlib.config import CMAESConfig, DreamConfig, MDNRNNConfig
 from wmlib.controller import LinearController, controller_config_for
+from wmlib.diagnostics import memory_states
 from wmlib.dream import (
     BatchedDream,
     DreamEnv,
@@ -27,6 +31,7 @@ from wmlib.dream import (
 )
 from wmlib.dream_training import (
     DreamEvaluator,
+    dream_input_statistics,
     dream_rollouts,
     train_controller_in_dream,
     train_controllers_in_dreams,
@@ -172,6 +177,49 @@ def test_batched_dream_equals_step_by_step_dream_env(done_threshold, done_bias, 
             np.testing.assert_allclose(batched.z[row, : steps + 1].numpy(), np.stack(zs), rtol=1e-5, atol=1e-5)
             lengths.add(steps)
     assert len(lengths) > 2, f"the test needs dreams of different lengths, got {lengths}"
+
+
+def test_done_bias_is_the_same_dream_as_a_done_head_shifted_by_it(make_tiny_mdnrnn):
+    """DreamConfig.done_bias adds to M's done logit: the dream of M with bias b equals the dream of an M whose
+    done head's own bias is b higher, and log q multiplies the odds of every end by q."""
+    starts = tiny_starts()
+    controller_config, params = random_params(3)
+    config = DreamConfig(max_steps=200, done_threshold=None)
+    biased = dream_rollouts(make_tiny_mdnrnn(done_bias=-4.0), starts, controller_config, params, [0, 1, 2],
+                            dataclasses.replace(config, done_bias=1.5))
+    shifted = dream_rollouts(make_tiny_mdnrnn(done_bias=-2.5), starts, controller_config, params, [0, 1, 2], config)
+    plain = dream_rollouts(make_tiny_mdnrnn(done_bias=-4.0), starts, controller_config, params, [0, 1, 2], config)
+    np.testing.assert_array_equal(biased.steps, shifted.steps)
+    assert biased.steps.mean() < plain.steps.mean(), "likelier ends: shorter dreams"
+
+    m = make_tiny_mdnrnn(done_bias=-4.0)
+    z, a = starts.mu[:4], torch.nn.functional.one_hot(torch.tensor([0, 1, 0, 1]), 2).float()
+    u, eps, u_done = torch.rand(4, Z), torch.randn(4, Z), torch.rand(4)
+    p0 = dream_step(m, z, a, m.initial_state(4), 1.0, u, eps, u_done).done_prob
+    p3 = dream_step(m, z, a, m.initial_state(4), 1.0, u, eps, u_done, done_bias=math.log(3)).done_prob
+    torch.testing.assert_close(p3 / (1 - p3), 3 * p0 / (1 - p0))
+
+
+def test_input_statistics_read_m_along_episodes_as_stepping_it_does(make_tiny_mdnrnn, monkeypatch):
+    """dream_input_statistics runs M over padded batches of episodes; the memories must be those of stepping
+    each episode alone (wmlib.diagnostics.memory_states), whatever the lengths and the batch size."""
+    m = make_tiny_mdnrnn()
+    rng = np.random.default_rng(0)
+    episodes = [{"mu": rng.normal(size=(T + 1, Z)).astype(np.float32),
+                 "logvar": rng.normal(-2, 0.3, size=(T + 1, Z)).astype(np.float32),
+                 "actions": np.eye(2, dtype=np.float32)[rng.integers(2, size=T)]} for T in (9, 3, 17, 0, 5)]
+    g = torch.Generator().manual_seed(7)
+    rows = []
+    for ep in episodes:  # the definition: each episode stepped alone, z drawn in the episodes' order
+        z = torch.as_tensor(ep["mu"]) + torch.exp(0.5 * torch.as_tensor(ep["logvar"])) * torch.randn(
+            ep["mu"].shape, generator=g)
+        rows.append(torch.cat([z, memory_states(m, z, torch.as_tensor(ep["actions"])).h], dim=1).numpy())
+    x = np.concatenate(rows).astype(np.float64)
+    for per_batch in (1, 2, 32):
+        monkeypatch.setattr(wmlib.dream_training, "EPISODES_PER_BATCH", per_batch)
+        mean, std = dream_input_statistics(m, episodes, seed=7)
+        np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(std, np.maximum(x.std(axis=0), 1e-3 * x.std(axis=0).max()), rtol=1e-5, atol=1e-6)
 
 
 def test_a_dream_does_not_depend_on_its_batch_mates(make_tiny_mdnrnn):

@@ -52,6 +52,19 @@ class SettingError(ValueError):
         self.name = name
 
 
+def with_defaults(recorded: dict, defaults: dict) -> dict:
+    """A config as a run recorded it (dataclasses.asdict, JSON), with every field it lacks set to `defaults`'s
+    value, nested configs included: a run recorded before a field existed ran as that field's default does
+    (a new field's default always keeps the old behaviour). Fields only the record has are kept."""
+    out = dict(recorded)
+    for k, v in defaults.items():
+        if k not in out:
+            out[k] = v
+        elif isinstance(v, dict) and isinstance(out[k], dict):
+            out[k] = with_defaults(out[k], v)
+    return out
+
+
 def check_int(name: str, value, low: int) -> None:
     """Refuse `value` unless it is an integer >= low (bool is not an integer here)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
@@ -64,7 +77,9 @@ def check_real(name: str, value, low: float, high: float = math.inf, *, low_open
     """Refuse `value` unless it is a finite real number between low and high (open ends excluded)."""
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
     if not (ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)):
-        if high == math.inf:
+        if (low, high) == (-math.inf, math.inf):
+            expected = "a finite number"
+        elif high == math.inf:
             expected = "positive" if (low, low_open) == (0, True) else f"{'>' if low_open else '>='} {low:g}"
             expected += " and finite"
         else:
@@ -216,6 +231,12 @@ class DreamConfig:
     this (the paper's code used 0.5; 1: only max_steps ends a dream). A calibrated done head is unsure
     near the edge, and a threshold lets a dream run on there (an M trained on 300 random episodes: always
     pushing left lived ~170 dream steps at 0.5, ~17 with sampled ends, 9 for real)."""
+    done_bias: float = 0.0
+    """Added to M's done logit before the dream decides an end: log q makes the odds of every end q times
+    higher. Training the done head with its rare ends weighted q times (the paper's Doom code) moves the
+    best logit by exactly log q, so a calibrated head plus log q gives the paper's harsher dream without
+    retraining M. A dream far from the data, where a calibrated head rarely fires, then still ends where
+    M sees danger (benchmarks/doom_done_bias.py measures it on Doom)."""
     max_steps: int = 1000
     """Dream episodes are truncated after this many steps, like the real env's time limit."""
     reward: str = "auto"
@@ -235,6 +256,7 @@ class DreamConfig:
         check_real("temperature", self.temperature, 0, low_open=True)
         if self.done_threshold is not None:  # above 1 (or NaN) no dream would ever end before max_steps
             check_real("done_threshold", self.done_threshold, 0, 1, low_open=True)
+        check_real("done_bias", self.done_bias, -math.inf)
         check_int("max_steps", self.max_steps, 1)
         check_choice("reward", self.reward, DREAM_REWARDS)
         check_bool("sample_start", self.sample_start)

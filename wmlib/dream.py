@@ -105,18 +105,20 @@ class DreamStep(NamedTuple):
 
 def dream_step(mdnrnn: MDNRNN, z: torch.Tensor, a: torch.Tensor, state: LSTMState, temperature: float,
                u: torch.Tensor, eps: torch.Tensor, u_done: torch.Tensor,
-               done_threshold: float | None = None) -> DreamStep:
+               done_threshold: float | None = None, done_bias: float = 0.0) -> DreamStep:
     """M imagines one step of B dreams: it reads (z_t, a_t), remembers, and samples z_{t+1}.
 
     z: (B, Z)   a: (B, A) M's action vectors   state: (B, H) each   u, eps: (B, Z)   u_done: (B,)
     terminated = done_prob > u_done (a sampled end, u_done ~ U(0, 1)), or done_prob > done_threshold when
     one is given (the paper's code used 0.5; see DreamConfig.done_threshold for why we sample).
+    done_bias is added to M's done logit first: log q makes every end q times likelier in odds, as the
+    paper's Doom M, trained with its rare ends weighted q times, learned to do (DreamConfig.done_bias).
     """
     dtype = next(mdnrnn.parameters()).dtype  # float32, or bfloat16 for a wmlib.precision.dream_model copy
     state = LSTMState(state.h.to(dtype), state.c.to(dtype))  # no-ops when they already match
     out = mdnrnn.step_logits(z.to(dtype), a.to(dtype), state)
     z_next = mdn_sample_from_noise(out.logits, out.mu, out.log_sigma, temperature, u, eps)  # heads: float32
-    done_prob = torch.sigmoid(out.done_logit) if out.done_logit is not None else None
+    done_prob = torch.sigmoid(out.done_logit + done_bias) if out.done_logit is not None else None
     if done_prob is None:
         terminated = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
     else:
@@ -285,7 +287,8 @@ class BatchedDream:
             raise ValueError(f"expected actions of shape (B, A) = ({B}, {A}), got {tuple(actions.shape)}")
         u, eps, u_done = (x.to(self.device) for x in self.noise.next())
         out = dream_step(self.model, self.z, actions.to(self.device, torch.float32), self.state,
-                         self.config.temperature, u, eps, u_done, self.config.done_threshold)
+                         self.config.temperature, u, eps, u_done, self.config.done_threshold,
+                         self.config.done_bias)
         self.z, self.state, self.t = out.z, out.state, self.t + 1
         reward = out.reward if self.reward_mode == "model" else torch.ones(B, device=self.device)
         truncated = torch.full((B,), self.t >= self.config.max_steps, device=self.device)
@@ -336,7 +339,8 @@ class DreamEnv(gym.Env):
     ## Episode End
 
     Terminated when M's done head says so (probability above `done_threshold`, or a sampled
-    end); truncated after `max_steps` steps. Without a done head only the truncation ends it.
+    end; `done_bias` is added to its logit first); truncated after `max_steps` steps. Without a done
+    head only the truncation ends it.
 
     ## Arguments
 

@@ -30,7 +30,6 @@ from wmlib.controller import (
     fold_standardization,
     unfold_standardization,
 )
-from wmlib.diagnostics import memory_states
 from wmlib.dream import BatchedDream, StartLatents, masked_returns, start_latents
 from wmlib.evaluators import Evaluation, Evaluator, EvaluatorConfig, SerialEvaluator, make_evaluator
 from wmlib.mdnrnn import MDNRNN
@@ -131,6 +130,10 @@ def dream_rollouts(mdnrnn: MDNRNN, starts: StartLatents, controller: ControllerC
     return out
 
 
+EPISODES_PER_BATCH = 32
+"""dream_input_statistics runs M over this many real episodes at once."""
+
+
 @torch.no_grad()
 def dream_input_statistics(mdnrnn: MDNRNN, episodes: Sequence[dict], floor: float = 1e-3, seed: int = 0
                            ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,13 +148,26 @@ def dream_input_statistics(mdnrnn: MDNRNN, episodes: Sequence[dict], floor: floa
     already collected, so they cost no real steps.
     """
     g = torch.Generator().manual_seed(seed)
-    rows = []
+    zs, acts = [], []
     for ep in episodes:
         mu = torch.as_tensor(ep["mu"], dtype=torch.float32)
         sigma = torch.exp(0.5 * torch.as_tensor(ep["logvar"], dtype=torch.float32))
-        z = mu + sigma * torch.randn(mu.shape, generator=g)
-        memory = memory_states(mdnrnn, z, torch.as_tensor(ep["actions"], dtype=torch.float32))
-        rows.append(torch.cat([z, memory.h], dim=1).numpy())
+        zs.append(mu + sigma * torch.randn(mu.shape, generator=g))  # (T+1, Z)
+        acts.append(torch.as_tensor(ep["actions"], dtype=torch.float32))  # (T, A)
+    # M reads whole episodes, EPISODES_PER_BATCH of similar length side by side (padded at the end, which
+    # cannot change the earlier steps): the same memories as stepping each episode, ~50x faster for Doom's M.
+    H = mdnrnn.config.hidden_size
+    rows: list[np.ndarray] = [np.empty(0)] * len(zs)
+    order = sorted(range(len(zs)), key=lambda i: len(acts[i]))
+    for k in range(0, len(order), EPISODES_PER_BATCH):
+        group = order[k : k + EPISODES_PER_BATCH]
+        z = torch.nn.utils.rnn.pad_sequence([zs[i][:-1] for i in group], batch_first=True)  # (B, T, Z)
+        a = torch.nn.utils.rnn.pad_sequence([acts[i] for i in group], batch_first=True)  # (B, T, A)
+        h = mdnrnn.hidden_states(z, a) if z.shape[1] else torch.zeros(len(group), 0, H)
+        for b, i in enumerate(group):
+            T = len(acts[i])
+            memory = torch.cat([torch.zeros(1, H), h[b, :T].float()])  # (T+1, H): h_0 is the empty memory
+            rows[i] = torch.cat([zs[i], memory], dim=1).numpy()
     x = np.concatenate(rows).astype(np.float64)
     std = x.std(axis=0)
     return x.mean(axis=0), np.maximum(std, floor * std.max())

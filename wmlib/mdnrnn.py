@@ -246,6 +246,12 @@ class MDNRNN(nn.Module):
         logits, *rest = self.heads(out)
         return MDNOutput(F.log_softmax(logits, dim=-1), *rest, state)  # log_pi: per latent dim, over its K
 
+    def hidden_states(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The memory h after each step of whole sequences, from an empty memory, without the heads:
+        z (B, T, Z), a (B, T, A) -> (B, T, H). Row t is what the controller reads after step t."""
+        self._check(z, a, 3)
+        return self._lstm(z, a, None)[0]
+
     def step(self, z: torch.Tensor, a: torch.Tensor, state: LSTMState | None = None) -> MDNOutput:
         """One step, for acting and dreaming: z (B, Z), a (B, A), state (B, H) each, or None.
 
