@@ -8,7 +8,8 @@ For each temperature tau, CMA-ES (`--population` x `--rollouts` dreams per candi
 trains C = tanh(W [z; h] + b) entirely inside M's dream, starting from the first frames of M's
 training episodes (`--latents`, made by the encode command in assets/README.md; the first
 `--start-episodes` of them). The dream ends as
-M's done head says (sampled from its probability) or at 2,100 steps, and pays +1 per step. The C it
+M's done head says (sampled from its probability, its logit raised by `--done-bias`) or at 2,100
+steps, and pays +1 per step. The C it
 picks then plays `--episodes` real episodes (seeds 1,000,000 ...), as does a uniformly random policy
 on the same seeds. Prints one row per temperature: dream score, real score (mean ± std), the paper's
 real score, dream steps and wall time.
@@ -53,12 +54,15 @@ def main(argv=None) -> int:
     p.add_argument("--mdnrnn", default="doom", help="M: shipped name or checkpoint stem")
     p.add_argument("--latents", default="data/doom/latents", help="encoded real episodes where dreams start")
     p.add_argument("--start-episodes", type=int, default=100,
-                   help="use the first N of them (C's input statistics run M along each, step by step)")
+                   help="use the first N of them (where dreams start; C's input statistics run M along each)")
     p.add_argument("--episodes", type=int, default=100, help="real episodes scoring each C and the random policy")
     p.add_argument("--population", type=int, default=16)
     p.add_argument("--rollouts", type=int, default=8)
     p.add_argument("--generations", type=int, default=20)
     p.add_argument("--sigma0", type=float, default=0.5)
+    p.add_argument("--done-bias", type=float, default=0.0,
+                   help="added to M's done logit in the dream (DreamConfig.done_bias; "
+                        "benchmarks/doom_done_bias.py calibrates it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes for the real episodes; speed only")
     p.add_argument("--threads", type=int, default=1)
@@ -70,7 +74,8 @@ def main(argv=None) -> int:
     episodes = load_latent_episodes(files, m.config.action_dim)
     c_config = controller_config_for(WORLD, vae.config.z_dim, m.config.hidden_size)
     max_steps = world_spec(WORLD).dream_max_steps
-    print(f"dreams start from {len(episodes)} episodes of {args.latents}; CMA-ES {args.population} x "
+    print(f"dreams start from {len(episodes)} episodes of {args.latents}; done bias {args.done_bias:g}; "
+          f"CMA-ES {args.population} x "
           f"{args.rollouts} x {args.generations}; {args.episodes} real episodes per C", flush=True)
     t0 = time.perf_counter()
     rand = random_scores(args.episodes)
@@ -80,7 +85,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         cma = CMAESConfig(population_size=args.population, rollouts_per_candidate=args.rollouts, sigma0=args.sigma0,
                           generations=args.generations)
-        dream = DreamConfig(temperature=tau, max_steps=max_steps)
+        dream = DreamConfig(temperature=tau, max_steps=max_steps, done_bias=args.done_bias)
         result = train_controller_in_dream(m, episodes, c_config, cma, dream, seed=args.seed, progress=False)
         rollout_fn = ControllerRollout(WORLD, args.vae, args.mdnrnn, c_config)
         with LockstepEvaluator(rollout_fn, args.workers) as evaluator:  # the one-at-a-time episodes, ~2x faster

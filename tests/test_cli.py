@@ -356,12 +356,14 @@ def test_collect(tmp_path, capsys):
             "--max-steps", "5"]
     assert cli.main(argv) == 0
     assert "wrote 2 episodes" in capsys.readouterr().out
-    ep = load_episode(tmp_path / "episode_00001.npz")
+    ep = load_episode(tmp_path / "episode_00004.npz")  # files are named by their reset seeds: 3 and 4
     assert ep["frames"].shape[1:] == (64, 64, 3) and len(ep["actions"]) <= 5
     assert np.all(ep["rewards"] == 1.0) and str(ep["env"]) == "cartpole-pixels"
-    first = (tmp_path / "episode_00000.npz").read_bytes()
+    first = (tmp_path / "episode_00003.npz").read_bytes()
     assert cli.main(argv) == 0  # the same world again: accepted, and the same files
-    assert (tmp_path / "episode_00000.npz").read_bytes() == first
+    assert (tmp_path / "episode_00003.npz").read_bytes() == first
+    assert cli.main([*argv[:-4], "--seed", "5", "--max-steps", "5"]) == 0  # more episodes join the folder
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == [f"episode_0000{i}.npz" for i in (3, 4, 5, 6)]
 
 
 def test_train_vae_records_the_command_that_ran(tmp_path, capsys):

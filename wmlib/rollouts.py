@@ -191,7 +191,10 @@ def collect(
     max_steps: int | None = None,
     progress: bool = True,
 ) -> list[Path]:
-    """Play `n_episodes` in `env_name` and save each as out_dir/episode_00000.npz, ... (see play_episodes).
+    """Play `n_episodes` in `env_name` and save each as out_dir/episode_<its reset seed>.npz (see
+    play_episodes): episode i, reset with seed + i, is episode_{seed + i:05d}.npz. So a folder can gather
+    several collections (seed 0 for 400 episodes, then seed 400 for more), and the same seed always
+    writes the same file.
 
     Each file also records its world (key `env`); a folder holding another world's episodes is refused.
     max_steps: cut episodes after this many steps (None: the env's own time limit)
@@ -206,7 +209,7 @@ def collect(
     steps = 0
     for i, episode in enumerate(bar):
         steps += len(episode["actions"])
-        paths.append(save_episode(out_dir / f"episode_{i:05d}.npz", dict(episode, env=np.array(env_name))))
+        paths.append(save_episode(out_dir / f"episode_{seed + i:05d}.npz", dict(episode, env=np.array(env_name))))
         bar.set_postfix(steps=steps)
     return paths
 
