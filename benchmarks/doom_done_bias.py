@@ -4,8 +4,8 @@
     python benchmarks/doom_done_bias.py --q 1 10 --dreams 64 --episodes 20
 
 A C trained in the dream can only learn to dodge if the dream ends when the real game would. This
-script plays three fixed policies (stay put; a uniformly random action every step; the collection
-policy's smooth random play, a random action held until it is redrawn with probability 0.1) in M's
+script plays three fixed policies (wmlib/survival.py: stay put; a uniformly random action every step;
+"hold", the collection policy's smooth random play: an action held until redrawn, p = 0.1 per step) in M's
 dream at `--temperature`, for each done bias log q (`DreamConfig.done_bias`: the odds of every end
 multiplied by q, what training the done head with its ends weighted q times does), and the same
 policies in real ViZDoom TakeCover (seeds 1,000,000 ...). It prints the steps alive, mean ± std, per
@@ -20,69 +20,18 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from wmlib.agent import EVAL_SEED_START
 from wmlib.config import DreamConfig
 from wmlib.controller import DOOM_STAY
-from wmlib.dream import BatchedDream, start_latents
+from wmlib.dream import start_latents
 from wmlib.latents import load_latent_episodes
 from wmlib.mdnrnn import load_mdnrnn
-from wmlib.rollouts import play_episodes
+from wmlib.survival import SIMPLE_POLICIES, dream_lengths, real_lengths
 from wmlib.tasks import world_spec
 
 WORLD = "doom-takecover"
-POLICIES = ("stay", "random", "smooth")
-CHANGE_PROB = 0.1
-"""The smooth policy redraws its action with this probability per step (the collection policy's)."""
-
-
-def _next_actions(policy: str, prev: np.ndarray, rng: np.random.Generator, n_actions: int) -> np.ndarray:
-    """(B,) action indices for the next step, given the previous ones."""
-    if policy == "stay":
-        return np.full_like(prev, DOOM_STAY)
-    fresh = rng.integers(n_actions, size=prev.shape)
-    if policy == "random":
-        return fresh
-    return np.where(rng.random(prev.shape) < CHANGE_PROB, fresh, prev)
-
-
-def dream_lengths(m, starts, policy: str, config: DreamConfig, dreams: int, seed: int) -> np.ndarray:
-    """Steps alive of `dreams` dreams under `policy` (capped at config.max_steps). Returns (dreams,)."""
-    rng = np.random.default_rng(seed)
-    A = m.config.action_dim
-    world = BatchedDream(m, starts, config)
-    world.reset([seed * 100_003 + i for i in range(dreams)])
-    alive = np.arange(dreams)  # which dreams the batch still holds
-    lengths = np.zeros(dreams, int)
-    actions = rng.integers(A, size=dreams)
-    while len(alive):
-        actions = _next_actions(policy, actions, rng, A)
-        step = world.step(torch.nn.functional.one_hot(torch.as_tensor(actions), A).float())
-        lengths[alive] += 1
-        keep = ~(step.terminated | step.truncated).cpu().numpy()
-        if not keep.all():
-            alive, actions = alive[keep], actions[keep]
-            if len(alive):
-                world.keep(torch.as_tensor(np.flatnonzero(keep)))
-    return lengths
-
-
-def real_lengths(policy: str, episodes: int) -> np.ndarray:
-    """Steps alive in real TakeCover, episodes seeded EVAL_SEED_START + i. Returns (episodes,)."""
-    def factory(env):
-        rng = np.random.default_rng(EVAL_SEED_START)
-        state = {"a": int(rng.integers(env.action_space.n))}
-
-        def act(observation, info):
-            state["a"] = int(_next_actions(policy, np.array([state["a"]]), rng, env.action_space.n)[0])
-            return state["a"]
-        return act
-    return np.array([len(ep["actions"]) for ep in play_episodes(WORLD, episodes, policy=factory,
-                                                                 seed=EVAL_SEED_START)], float)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mdnrnn", default="doom", help="M: shipped name or checkpoint stem")
@@ -107,16 +56,19 @@ def main(argv=None) -> int:
           f"{args.temperature}; {args.dreams} dreams per row, {args.episodes} real episodes per policy; "
           f"steps alive, mean ± std (cap {max_steps})", flush=True)
     t0 = time.perf_counter()
-    real = {pol: real_lengths(pol, args.episodes) for pol in POLICIES}
-    print(f"{'':>16} " + " ".join(f"{pol:>16}" for pol in POLICIES) + "   seconds")
-    print(f"{'real game':>16} " + " ".join(f"{real[pol].mean():7.1f} ± {real[pol].std():6.1f}" for pol in POLICIES)
+    real = {pol: real_lengths(WORLD, pol, args.episodes, seed=EVAL_SEED_START, stay=DOOM_STAY)
+            for pol in SIMPLE_POLICIES}
+    print(f"{'':>16} " + " ".join(f"{pol:>16}" for pol in SIMPLE_POLICIES) + "   seconds")
+    print(f"{'real game':>16} " + " ".join(f"{real[pol].mean():7.1f} ± {real[pol].std():6.1f}"
+                                          for pol in SIMPLE_POLICIES)
           + f"   {time.perf_counter() - t0:7.0f}", flush=True)
     for q in args.q:
         t0 = time.perf_counter()
         config = DreamConfig(temperature=args.temperature, max_steps=max_steps, done_bias=math.log(q))
-        row = {pol: dream_lengths(m, starts, pol, config, args.dreams, args.seed) for pol in POLICIES}
+        row = {pol: dream_lengths(m, starts, pol, config, args.dreams, args.seed, stay=DOOM_STAY)
+               for pol in SIMPLE_POLICIES}
         print(f"{f'dream, q = {q:g}':>16} " + " ".join(f"{row[pol].mean():7.1f} ± {row[pol].std():6.1f}"
-                                                     for pol in POLICIES)
+                                                     for pol in SIMPLE_POLICIES)
               + f"   {time.perf_counter() - t0:7.0f}", flush=True)
     return 0
 
