@@ -32,6 +32,8 @@ from wmlib.survival import SIMPLE_POLICIES, dream_lengths, real_lengths
 from wmlib.tasks import world_spec
 
 WORLD = "doom-takecover"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mdnrnn", default="doom", help="M: shipped name or checkpoint stem")

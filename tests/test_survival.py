@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_H as H
 from conftest import TINY_Z as Z
 from wmlib.config import DreamConfig
+from wmlib.controller import LinearController, controller_config_for
 from wmlib.dream import StartLatents
+from wmlib.dream_training import dream_rollouts
 from wmlib.survival import HOLD_CHANGE_PROB, dream_lengths, next_actions, real_lengths
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,3 +52,18 @@ def test_real_lengths_play_the_policy_in_the_real_world():
     again = real_lengths("cartpole", "stay", 3, seed=5, stay=0)
     np.testing.assert_array_equal(pushed_left, again)
     assert real_lengths("cartpole", "hold", 5, seed=5, max_steps=4).max() == 4
+
+
+def test_stay_in_the_dream_is_the_dream_of_a_controller_that_always_picks_that_action(make_tiny_mdnrnn):
+    """Each dream keeps its own length as ended dreams leave the batch: the same as the library's batched
+    rollouts of a controller whose only choice is action 0, dream for dream."""
+    m, config = make_tiny_mdnrnn(done_bias=-3.0), DreamConfig(max_steps=300)
+    c = LinearController(controller_config_for("cartpole-pixels", Z, H))
+    with torch.no_grad():
+        c.bias.fill_(-1.0)  # W = 0 and tanh(-1) < 0: always action 0
+    seed, n = 4, 24
+    lengths = dream_lengths(m, starts(), "stay", config, n, seed=seed, stay=0)
+    rolled = dream_rollouts(m, starts(), c.config, c.get_flat_params()[None], [seed * 100_003 + i for i in range(n)],
+                            config)
+    np.testing.assert_array_equal(lengths, rolled.steps[0])
+    assert len(set(lengths.tolist())) > 3, "the check needs dreams of different lengths"
