@@ -1,7 +1,8 @@
 """Reconstruction quality of the shipped Vs on held-out rollouts.
 
-    python benchmarks/vae_quality.py                       # both shipped Vs, held-out rollouts in data/
+    python benchmarks/vae_quality.py                       # every shipped V, held-out rollouts in data/
     python benchmarks/vae_quality.py --only cartpole --episodes 20
+    python benchmarks/vae_quality.py --only doom --vae doom=data/doom/vae2   # a candidate V beside the shipped one
 
 Held-out rollouts are read from data/<name>_vae_heldout/ when present (collected with random
 seed 100000, which no training rollout uses; see assets/README.md); otherwise they are collected into a
@@ -12,6 +13,9 @@ per-pixel RMSE in 0..255 grey levels, the mean KL per frame, and how many latent
 information (mean KL above 0.1 nats). For CartPole it adds the correlation between the pole tilt
 measured from the pixels of the real frames and of the reconstructions (does V keep the angle?),
 and the R^2 of a linear read-out from mu to the true pole angle and cart position (linear_probe_r2).
+For Doom it adds the error over the last 30 frames of each episode ("SSE, last 30"): every held-out
+episode ends in a death, so those are the frames in which the fireball that kills is on its way, the
+detail a V must keep for M to see a death coming.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ HELD_OUT = {
     # name: (env, policy, episodes, max steps, seed)
     "cartpole": ("cartpole-pixels", None, 50, None, 100_000),
     "carracing": ("carracing", smooth_random_policy, 5, 400, 100_000),
+    "doom": ("doom-takecover", smooth_random_policy, 20, None, 100_000),
 }
+LAST = 30  # Doom: frames before each death scored on their own
 
 
-def held_out_frames(name: str, episodes: int | None, root: Path) -> np.ndarray:
-    """uint8 frames (N, 64, 64, 3) of the held-out rollouts of `name` (collected if missing)."""
+def held_out_episodes(name: str, episodes: int | None, root: Path) -> list[np.ndarray]:
+    """uint8 frames (T_i, 64, 64, 3), one array per held-out episode of `name` (collected if missing)."""
     env, policy, default_episodes, max_steps, seed = HELD_OUT[name]
     episodes = episodes or default_episodes
     directory = root / f"{name}_vae_heldout"
@@ -44,8 +50,7 @@ def held_out_frames(name: str, episodes: int | None, root: Path) -> np.ndarray:
         print(f"collecting {episodes} held-out {env} episodes (seed {seed}) into {directory}", file=sys.stderr)
         kwargs = {"policy": policy} if policy else {}
         collect(env, episodes, directory, seed=seed, max_steps=max_steps, **kwargs)
-    files = rollout_files(directory)[:episodes]
-    return np.concatenate([load_episode(f)["frames"] for f in files])
+    return [load_episode(f)["frames"] for f in rollout_files(directory)[:episodes]]
 
 
 def pole_tilt(frames: np.ndarray) -> np.ndarray:
@@ -91,15 +96,17 @@ def sse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (d**2).reshape(len(a), -1).sum(1)
 
 
-def measure(name: str, frames: np.ndarray) -> dict:
-    vae = load_vae(name)
+def measure(name: str, episodes: list[np.ndarray], checkpoint: str | None = None) -> dict:
+    """One table row for V `name` (or the checkpoint at path stem `checkpoint`, named after it)."""
+    vae = load_vae(checkpoint or name)
+    frames = np.concatenate(episodes)
     mu, logvar = encode_frames(vae, frames)
     recon = np.concatenate([decode_latents(vae, mu[i : i + 256]) for i in range(0, len(mu), 256)])
     errors = sse(recon, frames)
     mean_frame = np.broadcast_to(frames.mean(0).round().astype(np.uint8), frames.shape)
     kl_dims = (0.5 * (logvar.exp() + mu**2 - 1.0 - logvar)).numpy()  # (N, Z)
     row = {
-        "V": name,
+        "V": checkpoint or name,
         "frames": len(frames),
         "SSE/frame": float(errors.mean()),
         "white SSE": float(sse(np.full_like(frames, 255), frames).mean()),
@@ -110,7 +117,13 @@ def measure(name: str, frames: np.ndarray) -> dict:
         "pole tilt r": float("nan"),
         "angle R2 (linear)": float("nan"),
         "x R2 (linear)": float("nan"),
+        "SSE, last 30": float("nan"),
     }
+    if name == "doom":
+        ends = np.cumsum([len(e) for e in episodes])
+        last = np.concatenate([np.arange(max(end - LAST, start), end)
+                               for start, end in zip(np.r_[0, ends[:-1]], ends, strict=True)])
+        row["SSE, last 30"] = float(errors[last].mean())
     if name == "cartpole":
         real, rec = pole_tilt(frames), pole_tilt(recon)
         row["pole tilt r"] = float(np.corrcoef(real, rec)[0, 1])
@@ -124,17 +137,28 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=sorted(HELD_OUT), default=None)
     p.add_argument("--episodes", type=int, default=None, help="held-out episodes (default per V, see HELD_OUT)")
     p.add_argument("--data", default="data", help="where data/<name>_vae_heldout/ lives")
+    p.add_argument("--vae", action="append", default=[], metavar="NAME=STEM",
+                   help="also measure the checkpoint at path STEM on NAME's held-out frames (repeatable)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    rows = [measure(n, held_out_frames(n, args.episodes, Path(args.data))) for n in sorted(HELD_OUT)
-            if args.only in (None, n)]
+    extra: dict[str, list[str]] = {}
+    for item in args.vae:
+        name, sep, stem = item.partition("=")
+        if not sep or name not in HELD_OUT or not stem:
+            p.error(f"--vae expects NAME=STEM with NAME one of {sorted(HELD_OUT)}, got {item!r}")
+        extra.setdefault(name, []).append(stem)
+    rows = []
+    for n in sorted(HELD_OUT):
+        if args.only in (None, n):
+            episodes = held_out_episodes(n, args.episodes, Path(args.data))
+            rows += [measure(n, episodes, stem) for stem in [None, *extra.get(n, [])]]
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
         three_digits = ("pole tilt r", "angle R2 (linear)", "x R2 (linear)")
-        cells = [f"{v:.3f}" if k in three_digits else f"{v:.1f}" if isinstance(v, float) else str(v)
-                 for k, v in r.items()]
+        cells = ["" if isinstance(v, float) and np.isnan(v) else f"{v:.3f}" if k in three_digits
+                 else f"{v:.1f}" if isinstance(v, float) else str(v) for k, v in r.items()]
         print("| " + " | ".join(cells) + " |")
     return 0
 

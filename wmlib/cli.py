@@ -164,7 +164,7 @@ COMMANDS.append(Command("train-vae", "train V (the ConvVAE) on the frames of col
 @dataclass(frozen=True)
 class EncodeArgs:
     vae: str
-    """'cartpole' or 'carracing' (shipped), or a checkpoint stem."""
+    """A shipped V ('cartpole', 'carracing', 'doom') or a checkpoint stem."""
     rollouts: str
     """Folder of episode .npz files."""
     out: str
