@@ -127,9 +127,9 @@ class TrainControllerArgs:
     env: str
     """The real world C is trained in."""
     vae: str
-    """'cartpole'/'carracing' (shipped) or a checkpoint stem."""
+    """A shipped name ('cartpole', 'carracing', 'doom') or a checkpoint stem."""
     mdnrnn: str | None = None
-    """'cartpole'/'carracing' (shipped) or a checkpoint stem (none: only with --z-only)."""
+    """A shipped name ('cartpole', 'carracing', 'doom') or a checkpoint stem (none: only with --z-only)."""
     z_only: bool = False
     """The paper's 'V only' ablation: C reads z, not h."""
     out: str
@@ -305,9 +305,9 @@ class DreamArgs:
     env: str
     """The real world whose M dreams."""
     vae: str
-    """'cartpole'/'carracing' (shipped) or a checkpoint stem."""
+    """A shipped name ('cartpole', 'carracing', 'doom') or a checkpoint stem."""
     mdnrnn: str
-    """'cartpole'/'carracing' (shipped) or a checkpoint stem."""
+    """A shipped name ('cartpole', 'carracing', 'doom') or a checkpoint stem."""
     out: str
     """Path stem of the trained controller (.safetensors, .json)."""
     latents: str | None = None
