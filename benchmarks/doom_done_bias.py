@@ -1,6 +1,6 @@
 """How long do simple policies live in Doom's dream, and in the real game? The dream's done bias, calibrated.
 
-    python benchmarks/doom_done_bias.py                        # shipped doom M, data/doom/latents
+    python benchmarks/doom_done_bias.py                        # shipped doom M, data/doom/latents2
     python benchmarks/doom_done_bias.py --q 1 10 --dreams 64 --episodes 20
 
 A C trained in the dream can only learn to dodge if the dream ends when the real game would. This
@@ -37,7 +37,7 @@ WORLD = "doom-takecover"
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mdnrnn", default="doom", help="M: shipped name or checkpoint stem")
-    p.add_argument("--latents", default="data/doom/latents", help="encoded real episodes where dreams start")
+    p.add_argument("--latents", default="data/doom/latents2", help="encoded real episodes where dreams start")
     p.add_argument("--q", type=float, nargs="+", default=[1, 3, 10, 30, 100],
                    help="odds multipliers: the dream's done bias is log q")
     p.add_argument("--temperature", type=float, default=1.15)

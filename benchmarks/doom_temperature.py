@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--temperatures", type=float, nargs="+", default=sorted(PAPER_REAL))
     p.add_argument("--vae", default="doom", help="V: shipped name or checkpoint stem")
     p.add_argument("--mdnrnn", default="doom", help="M: shipped name or checkpoint stem")
-    p.add_argument("--latents", default="data/doom/latents", help="encoded real episodes where dreams start")
+    p.add_argument("--latents", default="data/doom/latents2", help="encoded real episodes where dreams start")
     p.add_argument("--start-episodes", type=int, default=100,
                    help="use the first N of them (where dreams start; C's input statistics run M along each)")
     p.add_argument("--episodes", type=int, default=100, help="real episodes scoring each C and the random policy")
